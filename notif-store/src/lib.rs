@@ -1,0 +1,1 @@
+//! notif-store: the sled and in-memory stores. Not implemented yet (issue 3).
