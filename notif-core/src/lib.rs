@@ -38,6 +38,8 @@ pub mod ids;
 pub mod notification;
 pub mod platform;
 pub mod ports;
+#[cfg(test)]
+mod properties;
 pub mod push;
 pub mod service;
 pub mod subscription;
