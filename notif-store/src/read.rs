@@ -1,0 +1,163 @@
+//! The queries: listing, change replay, delivery status and lookups, each costing in
+//! proportion to what it returns.
+
+use std::ops::{Bound, ControlFlow};
+
+use notif_core::delivery::DeliveryRecord;
+use notif_core::ids::NotificationId;
+use notif_core::notification::{ChangeSeq, FeedKey, Notification};
+use notif_core::ports::{ChangePage, ListPage, ListQuery, StoreError};
+use notif_core::time::Timestamp;
+
+use crate::engine::{Engine, Tree};
+use crate::keys;
+use crate::records::{self, NotificationRecord, StatusRecord};
+use crate::tx::{Direct, Reader, scan_prefix};
+
+/// A page of the feed, newest first: a reverse scan of the feed's notifications (keyed by
+/// UUID v7, so by creation) from the page token down, until the page is full.
+pub(crate) fn list<E: Engine + ?Sized>(
+    engine: &E,
+    feed: &FeedKey,
+    query: &ListQuery,
+    now: Timestamp,
+) -> Result<ListPage, StoreError> {
+    let prefix = keys::feed_prefix(feed);
+    let upper = match query.page_token {
+        Some(token) => Bound::Excluded(keys::feed_key(feed, token.as_bytes())),
+        None => keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
+    };
+    let mut notifications = Vec::new();
+    let mut has_more = false;
+    let mut failure = None;
+    engine.scan(
+        Tree::Notifications,
+        (Bound::Included(prefix), upper),
+        true,
+        &mut |key, value| {
+            let notification = match records::decode::<NotificationRecord>(key, value)
+                .and_then(|record| record.into_domain(key))
+            {
+                Ok(notification) => notification,
+                Err(error) => {
+                    failure = Some(error);
+                    return ControlFlow::Break(());
+                }
+            };
+            if !query.matches(&notification, now) {
+                return ControlFlow::Continue(());
+            }
+            if notifications.len() == query.page_size {
+                has_more = true;
+                return ControlFlow::Break(());
+            }
+            notifications.push(notification);
+            ControlFlow::Continue(())
+        },
+    )?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let next_page_token = if has_more {
+        notifications.last().map(|notification| notification.id)
+    } else {
+        None
+    };
+    Ok(ListPage {
+        notifications,
+        next_page_token,
+        unread_count: Direct(engine).feed_meta(feed)?.unread,
+    })
+}
+
+/// The changes after `cursor`: a forward scan of the feed's change log.
+pub(crate) fn changes_since<E: Engine + ?Sized>(
+    engine: &E,
+    feed: &FeedKey,
+    cursor: ChangeSeq,
+    limit: usize,
+) -> Result<ChangePage, StoreError> {
+    let prefix = keys::feed_prefix(feed);
+    let start = keys::change_key(feed, cursor.next());
+    let end = keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    let mut entries = Vec::new();
+    engine.scan(
+        Tree::Changes,
+        (Bound::Included(start), end),
+        false,
+        &mut |key, value| {
+            entries.push((key.to_vec(), value.to_vec()));
+            if entries.len() > limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    )?;
+    let has_more = entries.len() > limit;
+    entries.truncate(limit);
+    let mut changes = Vec::with_capacity(entries.len());
+    let mut next_cursor = cursor;
+    for (key, value) in entries {
+        let seq = keys::array_at::<8>(&key, prefix.len())
+            .map(|bytes| ChangeSeq::new(u64::from_be_bytes(bytes)))
+            .ok_or_else(|| records::corrupt(&key, "change key".into()))?;
+        let id = keys::uuid_at(&value, 0)
+            .map(NotificationId::from_uuid)
+            .ok_or_else(|| records::corrupt(&key, "change entry".into()))?;
+        // The cursor advances by the log entry read, not by the notification's own sequence
+        // number: a notification changed again meanwhile reappears later in the log, so a
+        // device following cursors never skips a change.
+        next_cursor = seq;
+        if let Some(notification) = Direct(engine).notification(feed, id)? {
+            changes.push(notification);
+        }
+    }
+    Ok(ChangePage {
+        changes,
+        cursor: next_cursor,
+        has_more,
+    })
+}
+
+/// A notification of the feed unless expired.
+pub(crate) fn get<E: Engine + ?Sized>(
+    engine: &E,
+    feed: &FeedKey,
+    id: NotificationId,
+    now: Timestamp,
+) -> Result<Option<Notification>, StoreError> {
+    Ok(Direct(engine)
+        .notification(feed, id)?
+        .filter(|notification| notification.expiration > now))
+}
+
+/// The delivery status of a notification at each endpoint.
+pub(crate) fn delivery_status<E: Engine + ?Sized>(
+    engine: &E,
+    feed: &FeedKey,
+    id: NotificationId,
+) -> Result<Vec<DeliveryRecord>, StoreError> {
+    if Direct(engine).notification(feed, id)?.is_none() {
+        return Ok(Vec::new());
+    }
+    scan_prefix(engine, Tree::Status, id.as_bytes(), usize::MAX)?
+        .into_iter()
+        .map(|(key, value)| records::decode::<StatusRecord>(&key, &value)?.into_domain(&key))
+        .collect()
+}
+
+/// When the earliest job is due.
+pub(crate) fn next_due<E: Engine + ?Sized>(engine: &E) -> Result<Option<Timestamp>, StoreError> {
+    let mut first = None;
+    engine.scan(
+        Tree::Due,
+        (Bound::Unbounded, Bound::Unbounded),
+        false,
+        &mut |key, _| {
+            first = keys::array_at::<8>(key, 0).map(keys::time_from_bytes);
+            ControlFlow::Break(())
+        },
+    )?;
+    Ok(first)
+}

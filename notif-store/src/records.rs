@@ -1,0 +1,475 @@
+//! The on-disk record types: private, versioned (a leading version byte, then postcard), and
+//! converted to and from the domain in one place. Decoding re-validates every field, so a
+//! corrupt record is reported by key instead of entering the domain.
+
+use notif_core::delivery::{DeliveryRecord, DeliveryState};
+use notif_core::fanout::{ChangeKind, DeliveryJob};
+use notif_core::ids::{
+    AppId, AppNotificationId, ClientId, GroupName, HostName, NotificationId, SubscriptionId, UserId,
+};
+use notif_core::notification::{
+    ChangeSeq, DisplayTimeToLive, FeedKey, Notification, Payload, ReadState, Status, TargetPolicy,
+    UserActionState, VisualContent,
+};
+use notif_core::platform::{Platform, Priority};
+use notif_core::ports::StoreError;
+use notif_core::subscription::{ApnsEnvironment, ChannelUrl, PushChannel, Subscription};
+use notif_core::time::Timestamp;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The record format written by this version.
+const VERSION: u8 = 1;
+
+/// Encodes a record: the version byte, then postcard.
+pub(crate) fn encode<T: Serialize>(record: &T) -> Vec<u8> {
+    let mut bytes = vec![VERSION];
+    // postcard only fails on writers that run out of space or on types serde cannot
+    // express; a Vec writer and these plain records can do neither.
+    if let Ok(encoded) = postcard::to_stdvec(record) {
+        bytes.extend_from_slice(&encoded);
+    }
+    bytes
+}
+
+/// Decodes a record written by [`encode`], naming `key` when it cannot.
+pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    match bytes.split_first() {
+        Some((&VERSION, rest)) => {
+            postcard::from_bytes(rest).map_err(|error| corrupt(key, error.to_string()))
+        }
+        Some((version, _)) => Err(corrupt(key, format!("unknown record version {version}"))),
+        None => Err(corrupt(key, "empty record".into())),
+    }
+}
+
+/// A corrupt-record error naming `key` in hex.
+pub(crate) fn corrupt(key: &[u8], reason: String) -> StoreError {
+    let key = key.iter().map(|byte| format!("{byte:02x}")).collect();
+    StoreError::Corrupt { key, reason }
+}
+
+fn field<T, E: std::fmt::Display>(
+    key: &[u8],
+    name: &str,
+    result: Result<T, E>,
+) -> Result<T, StoreError> {
+    result.map_err(|error| corrupt(key, format!("{name}: {error}")))
+}
+
+fn platform_code(platform: Platform) -> u8 {
+    match platform {
+        Platform::Windows => 0,
+        Platform::Android => 1,
+        Platform::Ios => 2,
+        Platform::WebPush => 3,
+    }
+}
+
+fn platform_from(key: &[u8], code: u8) -> Result<Platform, StoreError> {
+    Platform::ALL
+        .get(usize::from(code))
+        .copied()
+        .ok_or_else(|| corrupt(key, format!("platform code {code}")))
+}
+
+fn code_of<T: PartialEq + Copy>(values: &[T], value: T) -> u8 {
+    values
+        .iter()
+        .position(|candidate| *candidate == value)
+        .and_then(|index| u8::try_from(index).ok())
+        .unwrap_or(u8::MAX)
+}
+
+fn value_of<T: Copy>(key: &[u8], name: &str, values: &[T], code: u8) -> Result<T, StoreError> {
+    values
+        .get(usize::from(code))
+        .copied()
+        .ok_or_else(|| corrupt(key, format!("{name} code {code}")))
+}
+
+const PRIORITIES: [Priority; 3] = [Priority::None, Priority::Low, Priority::High];
+const STATUSES: [Status; 2] = [Status::Active, Status::Deleted];
+const READ_STATES: [ReadState; 2] = [ReadState::Unread, ReadState::Read];
+const ACTION_STATES: [UserActionState; 4] = [
+    UserActionState::NoInteraction,
+    UserActionState::Activated,
+    UserActionState::Dismissed,
+    UserActionState::Snoozed,
+];
+const CHANGE_KINDS: [ChangeKind; 4] = [
+    ChangeKind::Created,
+    ChangeKind::Replaced,
+    ChangeKind::State,
+    ChangeKind::Deleted,
+];
+
+/// A notification on disk.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct NotificationRecord {
+    id: [u8; 16],
+    app: String,
+    user: String,
+    app_notification_id: String,
+    group_name: Option<String>,
+    target_host_name: String,
+    visual: Option<(String, Option<String>)>,
+    raw: Option<String>,
+    platforms: Vec<u8>,
+    priority: u8,
+    display_time_to_live: Option<u32>,
+    expiration: i64,
+    created_at: i64,
+    last_modified_at: Option<i64>,
+    status: u8,
+    read_state: u8,
+    user_action_state: u8,
+    change_seq: u64,
+}
+
+impl From<&Notification> for NotificationRecord {
+    fn from(notification: &Notification) -> Self {
+        Self {
+            id: *notification.id.as_bytes(),
+            app: notification.feed.app.as_str().to_owned(),
+            user: notification.feed.user.as_str().to_owned(),
+            app_notification_id: notification.app_notification_id.as_str().to_owned(),
+            group_name: notification
+                .group_name
+                .as_ref()
+                .map(|g| g.as_str().to_owned()),
+            target_host_name: notification.target_host_name.as_str().to_owned(),
+            visual: notification
+                .payload
+                .visual()
+                .map(|visual| (visual.title.clone(), visual.body.clone())),
+            raw: notification.payload.raw().map(str::to_owned),
+            platforms: notification
+                .target_policy
+                .platforms()
+                .map(platform_code)
+                .collect(),
+            priority: code_of(&PRIORITIES, notification.priority),
+            display_time_to_live: notification
+                .display_time_to_live
+                .map(DisplayTimeToLive::seconds),
+            expiration: notification.expiration.unix_millis(),
+            created_at: notification.created_at.unix_millis(),
+            last_modified_at: notification.last_modified_at.map(Timestamp::unix_millis),
+            status: code_of(&STATUSES, notification.status),
+            read_state: code_of(&READ_STATES, notification.read_state),
+            user_action_state: code_of(&ACTION_STATES, notification.user_action_state),
+            change_seq: notification.change_seq.value(),
+        }
+    }
+}
+
+impl NotificationRecord {
+    /// Back to the domain, re-validating every field.
+    pub(crate) fn into_domain(self, key: &[u8]) -> Result<Notification, StoreError> {
+        let visual = self
+            .visual
+            .map(|(title, body)| VisualContent { title, body });
+        let platforms = self
+            .platforms
+            .iter()
+            .map(|&code| platform_from(key, code))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Notification {
+            id: NotificationId::from_uuid(Uuid::from_bytes(self.id)),
+            feed: FeedKey {
+                app: field(key, "app", AppId::new(self.app))?,
+                user: field(key, "user", UserId::new(self.user))?,
+            },
+            app_notification_id: field(
+                key,
+                "appNotificationId",
+                AppNotificationId::new(self.app_notification_id),
+            )?,
+            group_name: self
+                .group_name
+                .map(|group| field(key, "groupName", GroupName::new(group)))
+                .transpose()?,
+            target_host_name: field(key, "targetHostName", HostName::new(self.target_host_name))?,
+            payload: field(key, "payload", Payload::new(visual, self.raw))?,
+            target_policy: TargetPolicy::new(platforms),
+            priority: value_of(key, "priority", &PRIORITIES, self.priority)?,
+            display_time_to_live: self
+                .display_time_to_live
+                .map(|seconds| {
+                    field(
+                        key,
+                        "displayTimeToLive",
+                        DisplayTimeToLive::new(seconds.into()),
+                    )
+                })
+                .transpose()?,
+            expiration: Timestamp::from_unix_millis(self.expiration),
+            created_at: Timestamp::from_unix_millis(self.created_at),
+            last_modified_at: self.last_modified_at.map(Timestamp::from_unix_millis),
+            status: value_of(key, "status", &STATUSES, self.status)?,
+            read_state: value_of(key, "readState", &READ_STATES, self.read_state)?,
+            user_action_state: value_of(
+                key,
+                "userActionState",
+                &ACTION_STATES,
+                self.user_action_state,
+            )?,
+            change_seq: ChangeSeq::new(self.change_seq),
+        })
+    }
+}
+
+/// A push channel on disk.
+#[derive(Debug, Serialize, Deserialize)]
+enum ChannelRecord {
+    Wns(String),
+    Fcm(String),
+    Apns {
+        device_token: String,
+        topic: String,
+        sandbox: bool,
+    },
+    WebPush {
+        endpoint: String,
+        p256dh: Vec<u8>,
+        auth: Vec<u8>,
+    },
+}
+
+/// A subscription on disk.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SubscriptionRecord {
+    id: [u8; 16],
+    app: String,
+    user: String,
+    client_id: String,
+    channel: ChannelRecord,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl From<&Subscription> for SubscriptionRecord {
+    fn from(subscription: &Subscription) -> Self {
+        let channel = match &subscription.channel {
+            PushChannel::Wns { channel_uri } => ChannelRecord::Wns(channel_uri.as_str().to_owned()),
+            PushChannel::Fcm { registration_token } => {
+                ChannelRecord::Fcm(registration_token.clone())
+            }
+            PushChannel::Apns {
+                device_token,
+                topic,
+                environment,
+            } => ChannelRecord::Apns {
+                device_token: device_token.clone(),
+                topic: topic.clone(),
+                sandbox: *environment == ApnsEnvironment::Sandbox,
+            },
+            PushChannel::WebPush {
+                endpoint,
+                p256dh,
+                auth,
+            } => ChannelRecord::WebPush {
+                endpoint: endpoint.as_str().to_owned(),
+                p256dh: p256dh.clone(),
+                auth: auth.clone(),
+            },
+        };
+        Self {
+            id: *subscription.id.as_bytes(),
+            app: subscription.feed.app.as_str().to_owned(),
+            user: subscription.feed.user.as_str().to_owned(),
+            client_id: subscription.client_id.as_str().to_owned(),
+            channel,
+            created_at: subscription.created_at.unix_millis(),
+            expires_at: subscription.expires_at.unix_millis(),
+        }
+    }
+}
+
+impl SubscriptionRecord {
+    /// Back to the domain, re-validating every field.
+    pub(crate) fn into_domain(self, key: &[u8]) -> Result<Subscription, StoreError> {
+        let url =
+            |text: &str| field(key, "channel", url::Url::parse(text)).map(ChannelUrl::from_trusted);
+        let channel = match self.channel {
+            ChannelRecord::Wns(uri) => PushChannel::Wns {
+                channel_uri: url(&uri)?,
+            },
+            ChannelRecord::Fcm(registration_token) => PushChannel::Fcm { registration_token },
+            ChannelRecord::Apns {
+                device_token,
+                topic,
+                sandbox,
+            } => PushChannel::Apns {
+                device_token,
+                topic,
+                environment: if sandbox {
+                    ApnsEnvironment::Sandbox
+                } else {
+                    ApnsEnvironment::Production
+                },
+            },
+            ChannelRecord::WebPush {
+                endpoint,
+                p256dh,
+                auth,
+            } => PushChannel::WebPush {
+                endpoint: url(&endpoint)?,
+                p256dh,
+                auth,
+            },
+        };
+        Ok(Subscription {
+            id: SubscriptionId::from_uuid(Uuid::from_bytes(self.id)),
+            feed: FeedKey {
+                app: field(key, "app", AppId::new(self.app))?,
+                user: field(key, "user", UserId::new(self.user))?,
+            },
+            client_id: field(key, "clientId", ClientId::new(self.client_id))?,
+            channel,
+            created_at: Timestamp::from_unix_millis(self.created_at),
+            expires_at: Timestamp::from_unix_millis(self.expires_at),
+        })
+    }
+}
+
+/// A delivery job on disk; the (notification, subscription) pair is its key.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct JobRecord {
+    app: String,
+    user: String,
+    platform: u8,
+    change: u8,
+    change_seq: u64,
+    due: i64,
+    attempts: u32,
+    expires_at: i64,
+}
+
+impl JobRecord {
+    /// The record of `job` in `feed`.
+    pub(crate) fn new(job: &DeliveryJob, feed: &FeedKey) -> Self {
+        Self {
+            app: feed.app.as_str().to_owned(),
+            user: feed.user.as_str().to_owned(),
+            platform: platform_code(job.platform),
+            change: code_of(&CHANGE_KINDS, job.change),
+            change_seq: job.change_seq.value(),
+            due: job.due.unix_millis(),
+            attempts: job.attempts,
+            expires_at: job.expires_at.unix_millis(),
+        }
+    }
+
+    /// Back to the domain: the feed and the job.
+    pub(crate) fn into_domain(self, key: &[u8]) -> Result<(FeedKey, DeliveryJob), StoreError> {
+        let notification =
+            crate::keys::uuid_at(key, 0).ok_or_else(|| corrupt(key, "job key".into()))?;
+        let subscription =
+            crate::keys::uuid_at(key, 16).ok_or_else(|| corrupt(key, "job key".into()))?;
+        let feed = FeedKey {
+            app: field(key, "app", AppId::new(self.app))?,
+            user: field(key, "user", UserId::new(self.user))?,
+        };
+        let job = DeliveryJob {
+            notification: NotificationId::from_uuid(notification),
+            subscription: SubscriptionId::from_uuid(subscription),
+            platform: platform_from(key, self.platform)?,
+            change: value_of(key, "change", &CHANGE_KINDS, self.change)?,
+            change_seq: ChangeSeq::new(self.change_seq),
+            due: Timestamp::from_unix_millis(self.due),
+            attempts: self.attempts,
+            expires_at: Timestamp::from_unix_millis(self.expires_at),
+        };
+        Ok((feed, job))
+    }
+}
+
+/// A delivery state on disk.
+#[derive(Debug, Serialize, Deserialize)]
+enum StateRecord {
+    Pending,
+    Delivered(i64),
+    Retrying(i64),
+    Failed(String),
+    EndpointGone,
+    Expired,
+}
+
+/// A delivery-status record on disk; the (notification, subscription) pair is its key.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct StatusRecord {
+    platform: u8,
+    state: StateRecord,
+    attempts: u32,
+    updated_at: i64,
+}
+
+impl From<&DeliveryRecord> for StatusRecord {
+    fn from(record: &DeliveryRecord) -> Self {
+        let state = match &record.state {
+            DeliveryState::Pending => StateRecord::Pending,
+            DeliveryState::Delivered { at } => StateRecord::Delivered(at.unix_millis()),
+            DeliveryState::Retrying { next_attempt } => {
+                StateRecord::Retrying(next_attempt.unix_millis())
+            }
+            DeliveryState::Failed { reason } => StateRecord::Failed(reason.clone()),
+            DeliveryState::EndpointGone => StateRecord::EndpointGone,
+            DeliveryState::Expired => StateRecord::Expired,
+        };
+        Self {
+            platform: platform_code(record.platform),
+            state,
+            attempts: record.attempts,
+            updated_at: record.updated_at.unix_millis(),
+        }
+    }
+}
+
+impl StatusRecord {
+    /// Back to the domain.
+    pub(crate) fn into_domain(self, key: &[u8]) -> Result<DeliveryRecord, StoreError> {
+        let notification =
+            crate::keys::uuid_at(key, 0).ok_or_else(|| corrupt(key, "status key".into()))?;
+        let subscription =
+            crate::keys::uuid_at(key, 16).ok_or_else(|| corrupt(key, "status key".into()))?;
+        let state = match self.state {
+            StateRecord::Pending => DeliveryState::Pending,
+            StateRecord::Delivered(at) => DeliveryState::Delivered {
+                at: Timestamp::from_unix_millis(at),
+            },
+            StateRecord::Retrying(at) => DeliveryState::Retrying {
+                next_attempt: Timestamp::from_unix_millis(at),
+            },
+            StateRecord::Failed(reason) => DeliveryState::Failed { reason },
+            StateRecord::EndpointGone => DeliveryState::EndpointGone,
+            StateRecord::Expired => DeliveryState::Expired,
+        };
+        Ok(DeliveryRecord {
+            notification: NotificationId::from_uuid(notification),
+            subscription: SubscriptionId::from_uuid(subscription),
+            platform: platform_from(key, self.platform)?,
+            state,
+            attempts: self.attempts,
+            updated_at: Timestamp::from_unix_millis(self.updated_at),
+        })
+    }
+}
+
+/// A feed's counters on disk.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FeedMeta {
+    /// The last change number taken.
+    pub(crate) last_seq: u64,
+    /// Active unread notifications.
+    pub(crate) unread: u64,
+}
+
+/// The ids of a group's notifications on disk.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct GroupRecord {
+    /// The members.
+    pub(crate) ids: Vec<[u8; 16]>,
+}

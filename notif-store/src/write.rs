@@ -1,0 +1,593 @@
+//! The commands: every write of the store, each built in a [`Tx`] and committed atomically.
+//! They run on the store's single writer thread, so a command's reads are never stale.
+
+use std::ops::{Bound, ControlFlow};
+use std::time::Duration;
+
+use notif_core::delivery::{DeliveryRecord, DeliveryState, Settlement};
+use notif_core::fanout::DeliveryJob;
+use notif_core::feed::{self, FeedOp, FeedState, FeedWrite, Target};
+use notif_core::ids::{GroupName, NotificationId, SubscriptionId};
+use notif_core::notification::{ChangeSeq, FeedKey, Notification, ReadState, Status};
+use notif_core::ports::{LeasedJob, StoreError, SubscribeOutcome};
+use notif_core::subscription::Subscription;
+use notif_core::time::Timestamp;
+use uuid::Uuid;
+
+use crate::engine::{Engine, Tree};
+use crate::keys;
+use crate::records::{
+    FeedMeta, GroupRecord, JobRecord, NotificationRecord, StatusRecord, SubscriptionRecord,
+};
+use crate::tx::{Reader, Tx, feed_subscriptions, scan_prefix};
+
+/// Applies a feed op: resolves its target, runs the domain rule, and writes the new versions,
+/// their indexes, change-log entries, counters, jobs and statuses in one commit.
+pub(crate) fn write_feed<E: Engine + ?Sized>(
+    engine: &E,
+    feed: &FeedKey,
+    op: FeedOp,
+    now: Timestamp,
+) -> Result<FeedWrite, StoreError> {
+    let mut tx = Tx::new(engine);
+    let current = resolve(&tx, feed, &op.target())?;
+    let meta = tx.feed_meta(feed)?;
+    let subscriptions = feed_subscriptions(engine, feed)?;
+    let write = feed::apply(
+        op,
+        FeedState {
+            current: &current,
+            last_seq: ChangeSeq::new(meta.last_seq),
+            subscriptions: &subscriptions,
+            now,
+        },
+    )?;
+    let mut unread = meta.unread;
+    for (notification, _) in &write.changes {
+        let previous = current
+            .iter()
+            .find(|candidate| candidate.id == notification.id);
+        unread = put_notification(&mut tx, previous, notification, unread)?;
+    }
+    tx.put(
+        Tree::Feeds,
+        keys::feed_prefix(feed),
+        &FeedMeta {
+            last_seq: write.last_seq.value(),
+            unread,
+        },
+    );
+    for job in &write.jobs {
+        put_job(&mut tx, feed, job, now)?;
+    }
+    tx.commit()?;
+    Ok(write)
+}
+
+fn resolve<R: Reader>(
+    reader: &R,
+    feed: &FeedKey,
+    target: &Target,
+) -> Result<Vec<Notification>, StoreError> {
+    let ids = match target {
+        Target::Id(id) => vec![*id],
+        Target::AppNotificationId(key) => reader
+            .read(Tree::AppIds, &keys::feed_text_key(feed, key.as_str()))?
+            .and_then(|bytes| keys::uuid_at(&bytes, 0))
+            .map(NotificationId::from_uuid)
+            .into_iter()
+            .collect(),
+        Target::Group(group) => group_members(reader, feed, group)?,
+    };
+    let mut notifications = Vec::with_capacity(ids.len());
+    for id in ids {
+        notifications.extend(reader.notification(feed, id)?);
+    }
+    Ok(notifications)
+}
+
+fn group_members<R: Reader>(
+    reader: &R,
+    feed: &FeedKey,
+    group: &GroupName,
+) -> Result<Vec<NotificationId>, StoreError> {
+    let record: GroupRecord = reader
+        .record(Tree::Groups, &keys::feed_text_key(feed, group.as_str()))?
+        .unwrap_or_default();
+    Ok(record
+        .ids
+        .into_iter()
+        .map(|bytes| NotificationId::from_uuid(Uuid::from_bytes(bytes)))
+        .collect())
+}
+
+fn set_group_membership<E: Engine + ?Sized>(
+    tx: &mut Tx<'_, E>,
+    feed: &FeedKey,
+    group: &GroupName,
+    id: NotificationId,
+    member: bool,
+) -> Result<(), StoreError> {
+    let key = keys::feed_text_key(feed, group.as_str());
+    let mut record: GroupRecord = tx.record(Tree::Groups, &key)?.unwrap_or_default();
+    record.ids.retain(|candidate| candidate != id.as_bytes());
+    if member {
+        record.ids.push(*id.as_bytes());
+    }
+    if record.ids.is_empty() {
+        tx.delete(Tree::Groups, key);
+    } else {
+        tx.put(Tree::Groups, key, &record);
+    }
+    Ok(())
+}
+
+fn counts_as_unread(notification: &Notification) -> bool {
+    notification.status == Status::Active && notification.read_state == ReadState::Unread
+}
+
+/// Writes a new version of a notification with its indexes; returns the feed's new unread count.
+fn put_notification<E: Engine + ?Sized>(
+    tx: &mut Tx<'_, E>,
+    previous: Option<&Notification>,
+    notification: &Notification,
+    unread: u64,
+) -> Result<u64, StoreError> {
+    let feed = &notification.feed;
+    let id = notification.id;
+    if let Some(previous) = previous {
+        tx.delete(Tree::Changes, keys::change_key(feed, previous.change_seq));
+        tx.delete(
+            Tree::Expiry,
+            keys::expiry_key(previous.expiration, feed, id),
+        );
+        if let Some(group) = &previous.group_name
+            && previous.group_name != notification.group_name
+        {
+            set_group_membership(tx, feed, group, id, false)?;
+        }
+    }
+    tx.put(
+        Tree::Notifications,
+        keys::feed_key(feed, id.as_bytes()),
+        &NotificationRecord::from(notification),
+    );
+    tx.put_raw(
+        Tree::Changes,
+        keys::change_key(feed, notification.change_seq),
+        id.as_bytes(),
+    );
+    tx.put_raw(
+        Tree::AppIds,
+        keys::feed_text_key(feed, notification.app_notification_id.as_str()),
+        id.as_bytes(),
+    );
+    if let Some(group) = &notification.group_name {
+        set_group_membership(tx, feed, group, id, true)?;
+    }
+    tx.put_raw(
+        Tree::Expiry,
+        keys::expiry_key(notification.expiration, feed, id),
+        &[],
+    );
+    let was_unread = previous.is_some_and(counts_as_unread);
+    let is_unread = counts_as_unread(notification);
+    Ok(unread.saturating_sub(u64::from(was_unread)) + u64::from(is_unread))
+}
+
+/// Queues `job`, superseding a pending job for the same (notification, subscription).
+fn put_job<E: Engine + ?Sized>(
+    tx: &mut Tx<'_, E>,
+    feed: &FeedKey,
+    job: &DeliveryJob,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let key = keys::job_key(job.notification, job.subscription);
+    // A superseded job's due entry goes with it; an undecodable one is overwritten, and its
+    // orphaned due entry is dropped when it comes due.
+    if let Some(Ok((_, previous))) = tx
+        .record::<JobRecord>(Tree::Jobs, &key)?
+        .map(|record| record.into_domain(&key))
+    {
+        tx.delete(Tree::Due, keys::due_key(previous.due, &key));
+    }
+    tx.put(Tree::Jobs, key, &JobRecord::new(job, feed));
+    tx.put_raw(Tree::Due, keys::due_key(job.due, &key), &[]);
+    tx.put(
+        Tree::Status,
+        key,
+        &StatusRecord::from(&DeliveryRecord::pending(job, now)),
+    );
+    Ok(())
+}
+
+/// Stores a subscription, or renews the one with the same channel identity in the same app.
+pub(crate) fn subscribe<E: Engine + ?Sized>(
+    engine: &E,
+    candidate: Subscription,
+    max_per_user: usize,
+) -> Result<SubscribeOutcome, StoreError> {
+    let mut tx = Tx::new(engine);
+    let channel_key = keys::channel_key(&candidate.feed.app, &candidate.channel.identity());
+    let existing = match tx.read(Tree::Channels, &channel_key)? {
+        Some(bytes) => match keys::uuid_at(&bytes, 0) {
+            Some(id) => tx.subscription(SubscriptionId::from_uuid(id))?,
+            None => None,
+        },
+        None => None,
+    };
+    let joins_feed = existing
+        .as_ref()
+        .is_none_or(|existing| existing.feed != candidate.feed);
+    if joins_feed {
+        let held = scan_prefix(
+            engine,
+            Tree::FeedSubscriptions,
+            &keys::feed_prefix(&candidate.feed),
+            max_per_user.max(1),
+        )?
+        .len();
+        if held >= max_per_user {
+            return Err(StoreError::LimitExceeded {
+                what: "subscriptions per user and app",
+                limit: max_per_user,
+            });
+        }
+    }
+    let subscription = match &existing {
+        Some(existing) => {
+            unindex_subscription(&mut tx, existing);
+            Subscription {
+                id: existing.id,
+                created_at: existing.created_at,
+                ..candidate
+            }
+        }
+        None => candidate,
+    };
+    tx.put(
+        Tree::Subscriptions,
+        subscription.id.as_bytes().to_vec(),
+        &SubscriptionRecord::from(&subscription),
+    );
+    tx.put_raw(
+        Tree::FeedSubscriptions,
+        keys::feed_key(&subscription.feed, subscription.id.as_bytes()),
+        &[],
+    );
+    tx.put_raw(
+        Tree::SubscriptionExpiry,
+        keys::subscription_expiry_key(subscription.expires_at, subscription.id),
+        &[],
+    );
+    tx.put_raw(Tree::Channels, channel_key, subscription.id.as_bytes());
+    tx.commit()?;
+    Ok(SubscribeOutcome {
+        subscription,
+        renewed: existing.is_some(),
+    })
+}
+
+/// Removes the per-feed and expiry index entries of a subscription.
+fn unindex_subscription<E: Engine + ?Sized>(tx: &mut Tx<'_, E>, subscription: &Subscription) {
+    tx.delete(
+        Tree::FeedSubscriptions,
+        keys::feed_key(&subscription.feed, subscription.id.as_bytes()),
+    );
+    tx.delete(
+        Tree::SubscriptionExpiry,
+        keys::subscription_expiry_key(subscription.expires_at, subscription.id),
+    );
+}
+
+/// Removes a subscription and all its index entries. Its pending jobs are dropped when they
+/// come due (the dispatcher finds no subscription).
+fn remove_subscription<E: Engine + ?Sized>(
+    tx: &mut Tx<'_, E>,
+    subscription: &Subscription,
+) -> Result<(), StoreError> {
+    unindex_subscription(tx, subscription);
+    tx.delete(Tree::Subscriptions, subscription.id.as_bytes().to_vec());
+    let channel_key = keys::channel_key(&subscription.feed.app, &subscription.channel.identity());
+    let indexed = tx.read(Tree::Channels, &channel_key)?;
+    if indexed.as_deref() == Some(subscription.id.as_bytes().as_slice()) {
+        tx.delete(Tree::Channels, channel_key);
+    }
+    Ok(())
+}
+
+/// Removes a subscription of `feed`.
+pub(crate) fn unsubscribe<E: Engine + ?Sized>(
+    engine: &E,
+    feed: &FeedKey,
+    id: SubscriptionId,
+) -> Result<(), StoreError> {
+    let mut tx = Tx::new(engine);
+    let subscription = tx
+        .subscription(id)?
+        .filter(|subscription| &subscription.feed == feed)
+        .ok_or(StoreError::NotFound)?;
+    remove_subscription(&mut tx, &subscription)?;
+    tx.commit()
+}
+
+/// The keys of `tree` (keyed by time first) that are due at `now`, at most `limit`.
+fn due_keys<E: Engine + ?Sized>(
+    engine: &E,
+    tree: Tree,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let end = keys::time_bytes(now.saturating_add(Duration::from_millis(1))).to_vec();
+    let mut found = Vec::new();
+    engine.scan(
+        tree,
+        (Bound::Unbounded, Bound::Excluded(end)),
+        false,
+        &mut |key, _| {
+            found.push(key.to_vec());
+            if found.len() >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    )?;
+    Ok(found)
+}
+
+fn remove_job<E: Engine + ?Sized>(tx: &mut Tx<'_, E>, job: &DeliveryJob) {
+    let key = keys::job_key(job.notification, job.subscription);
+    tx.delete(Tree::Due, keys::due_key(job.due, &key));
+    tx.delete(Tree::Jobs, key);
+}
+
+fn put_status<E: Engine + ?Sized>(
+    tx: &mut Tx<'_, E>,
+    job: &DeliveryJob,
+    state: DeliveryState,
+    attempts: u32,
+    now: Timestamp,
+) {
+    let record = DeliveryRecord {
+        notification: job.notification,
+        subscription: job.subscription,
+        platform: job.platform,
+        state,
+        attempts,
+        updated_at: now,
+    };
+    tx.put(
+        Tree::Status,
+        keys::job_key(job.notification, job.subscription),
+        &StatusRecord::from(&record),
+    );
+}
+
+/// Leases due jobs, dropping those whose notification expired or whose endpoint is gone.
+pub(crate) fn lease_due<E: Engine + ?Sized>(
+    engine: &E,
+    now: Timestamp,
+    limit: usize,
+    lease: Duration,
+) -> Result<Vec<LeasedJob>, StoreError> {
+    let mut tx = Tx::new(engine);
+    let mut leased = Vec::new();
+    for due_key in due_keys(engine, Tree::Due, now, limit)? {
+        let Some(job_key) = keys::array_at::<32>(&due_key, 8) else {
+            tx.delete(Tree::Due, due_key);
+            continue;
+        };
+        let decoded = tx
+            .record::<JobRecord>(Tree::Jobs, &job_key)
+            .and_then(|record| {
+                record
+                    .map(|record| record.into_domain(&job_key))
+                    .transpose()
+            });
+        let (feed, job) = match decoded {
+            Ok(Some(found)) => found,
+            // A stale index entry (its job was superseded or settled) or an undecodable job:
+            // drop the entry so the queue keeps moving.
+            Ok(None) | Err(_) => {
+                tx.delete(Tree::Due, due_key);
+                continue;
+            }
+        };
+        if keys::due_key(job.due, &job_key).as_slice() != due_key.as_slice() {
+            tx.delete(Tree::Due, due_key);
+            continue;
+        }
+        let notification = tx.notification(&feed, job.notification)?;
+        let subscription = tx.subscription(job.subscription)?;
+        match (notification, subscription) {
+            (Some(notification), _) if notification.expiration <= now => {
+                remove_job(&mut tx, &job);
+                put_status(&mut tx, &job, DeliveryState::Expired, job.attempts, now);
+            }
+            (Some(notification), Some(subscription)) if subscription.is_live(now) => {
+                let mut leased_job = job.clone();
+                leased_job.due = now.saturating_add(lease);
+                tx.delete(Tree::Due, due_key);
+                tx.put(Tree::Jobs, job_key, &JobRecord::new(&leased_job, &feed));
+                tx.put_raw(Tree::Due, keys::due_key(leased_job.due, &job_key), &[]);
+                leased.push(LeasedJob {
+                    job: leased_job,
+                    notification,
+                    subscription,
+                });
+            }
+            (notification, _) => {
+                remove_job(&mut tx, &job);
+                if notification.is_some() {
+                    let reason = "the subscription was removed or lapsed".to_owned();
+                    put_status(
+                        &mut tx,
+                        &job,
+                        DeliveryState::Failed { reason },
+                        job.attempts,
+                        now,
+                    );
+                }
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(leased)
+}
+
+/// Applies the settlement of an attempt at `job`.
+pub(crate) fn settle<E: Engine + ?Sized>(
+    engine: &E,
+    job: &DeliveryJob,
+    settlement: Settlement,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut tx = Tx::new(engine);
+    let key = keys::job_key(job.notification, job.subscription);
+    let current = tx
+        .record::<JobRecord>(Tree::Jobs, &key)?
+        .map(|record| record.into_domain(&key))
+        .transpose()?;
+    // A newer change superseded the job while it was in flight: leave the newer job alone.
+    let current = current.filter(|(_, current)| current.change_seq == job.change_seq);
+    let attempts = job.attempts.saturating_add(1);
+    match settlement {
+        Settlement::RemoveSubscription => {
+            if let Some(subscription) = tx.subscription(job.subscription)? {
+                remove_subscription(&mut tx, &subscription)?;
+            }
+            let pending = tx
+                .record::<JobRecord>(Tree::Jobs, &key)?
+                .map(|record| record.into_domain(&key))
+                .transpose()?;
+            if let Some((_, pending)) = pending {
+                remove_job(&mut tx, &pending);
+            }
+            put_status(&mut tx, job, DeliveryState::EndpointGone, attempts, now);
+        }
+        Settlement::Done(state) => {
+            if let Some((_, current)) = current {
+                remove_job(&mut tx, &current);
+                put_status(&mut tx, job, state, attempts, now);
+            }
+        }
+        Settlement::Reschedule { due } => {
+            if let Some((feed, current)) = current {
+                let rescheduled = DeliveryJob {
+                    due,
+                    attempts,
+                    ..current.clone()
+                };
+                tx.delete(Tree::Due, keys::due_key(current.due, &key));
+                tx.put(Tree::Jobs, key, &JobRecord::new(&rescheduled, &feed));
+                tx.put_raw(Tree::Due, keys::due_key(due, &key), &[]);
+                put_status(
+                    &mut tx,
+                    job,
+                    DeliveryState::Retrying { next_attempt: due },
+                    attempts,
+                    now,
+                );
+            }
+        }
+    }
+    tx.commit()
+}
+
+/// Removes notifications and subscriptions expired at `now`, at most `limit` of each.
+pub(crate) fn expire<E: Engine + ?Sized>(
+    engine: &E,
+    now: Timestamp,
+    limit: usize,
+) -> Result<usize, StoreError> {
+    let mut tx = Tx::new(engine);
+    let mut removed = 0;
+    for expiry_key in due_keys(engine, Tree::Expiry, now, limit)? {
+        tx.delete(Tree::Expiry, expiry_key.clone());
+        let Some((feed, rest)) = keys::split_feed(&expiry_key[8..]) else {
+            continue;
+        };
+        let Some(id) = keys::uuid_at(rest, 0).map(NotificationId::from_uuid) else {
+            continue;
+        };
+        let notification_key = keys::feed_key(&feed, id.as_bytes());
+        let notification = match tx.notification(&feed, id) {
+            Ok(Some(notification)) => notification,
+            Ok(None) => continue,
+            // An undecodable record cannot tell us its indexes; remove the record itself so
+            // it stops failing reads, and let its orphaned index entries age out.
+            Err(_) => {
+                tx.delete(Tree::Notifications, notification_key);
+                removed += 1;
+                continue;
+            }
+        };
+        // A later version may have moved the expiration; only the current one counts.
+        if notification.expiration > now {
+            continue;
+        }
+        remove_notification(&mut tx, &notification)?;
+        removed += 1;
+    }
+    for expiry_key in due_keys(engine, Tree::SubscriptionExpiry, now, limit)? {
+        tx.delete(Tree::SubscriptionExpiry, expiry_key.clone());
+        let Some(id) = keys::uuid_at(&expiry_key, 8).map(SubscriptionId::from_uuid) else {
+            continue;
+        };
+        if let Some(subscription) = tx.subscription(id)?
+            && !subscription.is_live(now)
+        {
+            remove_subscription(&mut tx, &subscription)?;
+            removed += 1;
+        }
+    }
+    tx.commit()?;
+    Ok(removed)
+}
+
+/// Removes a notification entirely: record, indexes, change-log entry, jobs and statuses.
+fn remove_notification<E: Engine + ?Sized>(
+    tx: &mut Tx<'_, E>,
+    notification: &Notification,
+) -> Result<(), StoreError> {
+    let feed = &notification.feed;
+    let id = notification.id;
+    tx.delete(Tree::Notifications, keys::feed_key(feed, id.as_bytes()));
+    tx.delete(
+        Tree::Changes,
+        keys::change_key(feed, notification.change_seq),
+    );
+    tx.delete(
+        Tree::Expiry,
+        keys::expiry_key(notification.expiration, feed, id),
+    );
+    let app_id_key = keys::feed_text_key(feed, notification.app_notification_id.as_str());
+    if tx.read(Tree::AppIds, &app_id_key)?.as_deref() == Some(id.as_bytes().as_slice()) {
+        tx.delete(Tree::AppIds, app_id_key);
+    }
+    if let Some(group) = &notification.group_name {
+        set_group_membership(tx, feed, group, id, false)?;
+    }
+    if counts_as_unread(notification) {
+        let mut meta = tx.feed_meta(feed)?;
+        meta.unread = meta.unread.saturating_sub(1);
+        tx.put(Tree::Feeds, keys::feed_prefix(feed), &meta);
+    }
+    let engine = tx.engine();
+    for (job_key, job_bytes) in scan_prefix(engine, Tree::Jobs, id.as_bytes(), usize::MAX)? {
+        if let Ok((_, job)) = crate::records::decode::<JobRecord>(&job_key, &job_bytes)
+            .and_then(|record| record.into_domain(&job_key))
+        {
+            tx.delete(
+                Tree::Due,
+                keys::due_key(job.due, &keys::job_key(job.notification, job.subscription)),
+            );
+        }
+        tx.delete(Tree::Jobs, job_key);
+    }
+    for (status_key, _) in scan_prefix(engine, Tree::Status, id.as_bytes(), usize::MAX)? {
+        tx.delete(Tree::Status, status_key);
+    }
+    Ok(())
+}

@@ -1,0 +1,934 @@
+//! The storage contract, run against every implementation through the notif-core use cases.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use notif_core::Error;
+use notif_core::delivery::{DeliveryState, Settlement};
+use notif_core::feed::{StateChange, Target};
+use notif_core::ids::{AppNotificationId, GroupName, NotificationId};
+use notif_core::notification::{ChangeSeq, NotificationDraft, ReadState, Status, UserActionState};
+use notif_core::platform::Platform;
+use notif_core::ports::ListQuery;
+use notif_core::service::Caller;
+
+use crate::fixtures::*;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn read() -> StateChange {
+    StateChange::new(Some(ReadState::Read), None).unwrap()
+}
+
+fn by_key(key: &str) -> Target {
+    Target::AppNotificationId(AppNotificationId::new(key).unwrap())
+}
+
+pub(crate) async fn create_then_get_and_list(harness: Harness) {
+    let alice = user("alice");
+    let created = harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    assert!(!created.replaced);
+    assert_eq!(created.notification.change_seq, ChangeSeq::new(1));
+    let fetched = harness
+        .service
+        .get(caller(&alice), created.notification.id)
+        .await
+        .unwrap();
+    assert_eq!(fetched, created.notification);
+    let page = harness
+        .service
+        .list(caller(&alice), &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(page.notifications, vec![created.notification]);
+    assert_eq!(page.unread_count, 1);
+}
+
+pub(crate) async fn replacing_keeps_the_id_and_resets_state(harness: Harness) {
+    let alice = user("alice");
+    let first = harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    harness
+        .service
+        .update_state(caller(&alice), by_key("n1"), read())
+        .await
+        .unwrap();
+    harness.advance(Duration::from_secs(5));
+    let replacement = NotificationDraft {
+        raw_content: Some("new raw".into()),
+        ..draft("n1")
+    };
+    let second = harness
+        .service
+        .create(caller(&alice), replacement)
+        .await
+        .unwrap();
+    assert!(second.replaced);
+    assert_eq!(second.notification.id, first.notification.id);
+    assert_eq!(
+        second.notification.created_at,
+        first.notification.created_at
+    );
+    assert_eq!(
+        second.notification.last_modified_at,
+        Some(harness.clock_now())
+    );
+    assert_eq!(second.notification.read_state, ReadState::Unread);
+    assert_eq!(second.notification.payload.raw(), Some("new raw"));
+    assert_eq!(second.notification.change_seq, ChangeSeq::new(3));
+    let page = harness
+        .service
+        .list(caller(&alice), &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(page.notifications.len(), 1);
+    assert_eq!(page.unread_count, 1);
+}
+
+pub(crate) async fn create_after_delete_gets_a_new_id(harness: Harness) {
+    let alice = user("alice");
+    let first = harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    harness
+        .service
+        .delete(caller(&alice), Target::Id(first.notification.id))
+        .await
+        .unwrap();
+    let second = harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    assert!(!second.replaced);
+    assert_ne!(second.notification.id, first.notification.id);
+    let tombstone = harness
+        .service
+        .get(caller(&alice), first.notification.id)
+        .await
+        .unwrap();
+    assert_eq!(tombstone.status, Status::Deleted);
+}
+
+pub(crate) async fn jobs_are_written_with_the_create(harness: Harness) {
+    let alice = user("alice");
+    for (platform, device) in [("windows", 1), ("android", 2), ("ios", 3), ("webpush", 4)] {
+        harness
+            .service
+            .subscribe(caller(&alice), channel(platform, device))
+            .await
+            .unwrap();
+    }
+    let draft = NotificationDraft {
+        platform_types: vec!["windows".into(), "Android".into()],
+        ..draft("n1")
+    };
+    let created = harness.service.create(caller(&alice), draft).await.unwrap();
+    let status = harness
+        .service
+        .delivery_status(caller(&alice), created.notification.id)
+        .await
+        .unwrap();
+    let platforms: Vec<Platform> = status.iter().map(|record| record.platform).collect();
+    assert_eq!(status.len(), 2);
+    assert!(platforms.contains(&Platform::Windows) && platforms.contains(&Platform::Android));
+    assert!(
+        status
+            .iter()
+            .all(|record| record.state == DeliveryState::Pending)
+    );
+    let leased = harness
+        .store
+        .lease_due(harness.clock_now(), 100, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 2);
+    assert!(
+        leased
+            .iter()
+            .all(|job| job.notification.id == created.notification.id)
+    );
+}
+
+pub(crate) async fn state_changes_sync_to_devices_but_not_web_push(harness: Harness) {
+    let alice = user("alice");
+    harness
+        .service
+        .subscribe(caller(&alice), channel("windows", 1))
+        .await
+        .unwrap();
+    harness
+        .service
+        .subscribe(caller(&alice), channel("webpush", 2))
+        .await
+        .unwrap();
+    let created = harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    deliver_everything(&harness).await;
+    let updated = harness
+        .service
+        .update_state(
+            caller(&alice),
+            Target::Id(created.notification.id),
+            StateChange::new(None, Some(UserActionState::Dismissed)).unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated[0].user_action_state, UserActionState::Dismissed);
+    assert_eq!(
+        updated[0].status,
+        Status::Active,
+        "dismissing does not delete"
+    );
+    let leased = harness
+        .store
+        .lease_due(harness.clock_now(), 100, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!(leased[0].job.platform, Platform::Windows);
+    assert_eq!(
+        leased[0].notification.user_action_state,
+        UserActionState::Dismissed
+    );
+}
+
+pub(crate) async fn read_state_moves_the_unread_count(harness: Harness) {
+    let alice = user("alice");
+    for key in ["a", "b", "c"] {
+        harness
+            .service
+            .create(caller(&alice), draft(key))
+            .await
+            .unwrap();
+    }
+    harness
+        .service
+        .update_state(caller(&alice), by_key("b"), read())
+        .await
+        .unwrap();
+    harness
+        .service
+        .delete(caller(&alice), by_key("c"))
+        .await
+        .unwrap();
+    let page = harness
+        .service
+        .list(caller(&alice), &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(page.unread_count, 1);
+    let unread_only = ListQuery {
+        read_state: Some(ReadState::Unread),
+        ..ListQuery::default()
+    };
+    let page = harness
+        .service
+        .list(caller(&alice), &unread_only)
+        .await
+        .unwrap();
+    assert_eq!(page.notifications.len(), 1);
+    assert_eq!(page.notifications[0].app_notification_id.as_str(), "a");
+}
+
+pub(crate) async fn deletes_by_key_and_group_leave_tombstones(harness: Harness) {
+    let alice = user("alice");
+    harness
+        .service
+        .create(caller(&alice), grouped("a", "g1"))
+        .await
+        .unwrap();
+    harness
+        .service
+        .create(caller(&alice), grouped("b", "g1"))
+        .await
+        .unwrap();
+    harness
+        .service
+        .create(caller(&alice), grouped("c", "g2"))
+        .await
+        .unwrap();
+    let deleted = harness
+        .service
+        .delete(caller(&alice), Target::Group(GroupName::new("g1").unwrap()))
+        .await
+        .unwrap();
+    assert_eq!(deleted.len(), 2);
+    assert!(deleted.iter().all(|n| n.status == Status::Deleted));
+    assert_eq!(
+        harness
+            .service
+            .delete(caller(&alice), Target::Group(GroupName::new("g1").unwrap()))
+            .await,
+        Err(Error::NotFound)
+    );
+    harness
+        .service
+        .delete(caller(&alice), by_key("c"))
+        .await
+        .unwrap();
+    assert_eq!(
+        harness.service.delete(caller(&alice), by_key("c")).await,
+        Err(Error::NotFound)
+    );
+    let live = harness
+        .service
+        .list(caller(&alice), &ListQuery::default())
+        .await
+        .unwrap();
+    assert!(live.notifications.is_empty());
+    let tombstones = ListQuery {
+        status: Some(Status::Deleted),
+        ..ListQuery::default()
+    };
+    let page = harness
+        .service
+        .list(caller(&alice), &tombstones)
+        .await
+        .unwrap();
+    assert_eq!(page.notifications.len(), 3);
+    assert_eq!(
+        harness
+            .service
+            .update_state(caller(&alice), by_key("a"), read())
+            .await,
+        Err(Error::NotFound)
+    );
+}
+
+pub(crate) async fn list_paginates_newest_first_with_filters(harness: Harness) {
+    let alice = user("alice");
+    let mut ids = Vec::new();
+    for index in 0..7 {
+        harness.advance(Duration::from_millis(10));
+        let group = if index % 2 == 0 { "even" } else { "odd" };
+        let created = harness
+            .service
+            .create(caller(&alice), grouped(&format!("n{index}"), group))
+            .await
+            .unwrap();
+        ids.push(created.notification.id);
+    }
+    let mut query = ListQuery {
+        page_size: 3,
+        ..ListQuery::default()
+    };
+    let mut seen = Vec::new();
+    loop {
+        let page = harness.service.list(caller(&alice), &query).await.unwrap();
+        seen.extend(page.notifications.iter().map(|n| n.id));
+        match page.next_page_token {
+            Some(token) => query.page_token = Some(token),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids);
+    let odd = ListQuery {
+        group: Some(GroupName::new("odd").unwrap()),
+        ..ListQuery::default()
+    };
+    let page = harness.service.list(caller(&alice), &odd).await.unwrap();
+    assert_eq!(page.notifications.len(), 3);
+}
+
+pub(crate) async fn change_replay_converges_to_the_listing(harness: Harness) {
+    let alice = user("alice");
+    for key in ["a", "b", "c", "d"] {
+        harness
+            .service
+            .create(caller(&alice), grouped(key, "g"))
+            .await
+            .unwrap();
+    }
+    harness
+        .service
+        .update_state(caller(&alice), by_key("a"), read())
+        .await
+        .unwrap();
+    harness
+        .service
+        .create(caller(&alice), draft("b"))
+        .await
+        .unwrap();
+    harness
+        .service
+        .delete(caller(&alice), by_key("c"))
+        .await
+        .unwrap();
+    for start in 0..=8u64 {
+        // A device that applied everything up to `start` from a full listing then replays.
+        let mut feed: BTreeMap<NotificationId, _> = BTreeMap::new();
+        let mut cursor = ChangeSeq::ZERO;
+        loop {
+            let page = harness
+                .service
+                .changes_since(caller(&alice), cursor, 2)
+                .await
+                .unwrap();
+            for change in page.changes {
+                assert!(change.change_seq > cursor || start > 0);
+                feed.insert(change.id, change);
+            }
+            cursor = page.cursor;
+            if !page.has_more {
+                break;
+            }
+        }
+        let mut live: Vec<_> = feed
+            .into_values()
+            .filter(|n| n.status == Status::Active)
+            .collect();
+        live.sort_by_key(|n| std::cmp::Reverse(n.id));
+        let listing = harness
+            .service
+            .list(caller(&alice), &ListQuery::default())
+            .await
+            .unwrap();
+        assert_eq!(live, listing.notifications);
+        let tail = harness
+            .service
+            .changes_since(caller(&alice), ChangeSeq::new(start), 100)
+            .await
+            .unwrap();
+        assert!(
+            tail.changes
+                .iter()
+                .all(|n| n.change_seq > ChangeSeq::new(start))
+        );
+    }
+}
+
+pub(crate) async fn subscribing_again_renews(harness: Harness) {
+    let alice = user("alice");
+    let first = harness
+        .service
+        .subscribe(caller(&alice), channel("android", 1))
+        .await
+        .unwrap();
+    assert!(!first.renewed);
+    harness.advance(Duration::from_secs(3600));
+    let again = harness
+        .service
+        .subscribe(caller(&alice), channel("android", 1))
+        .await
+        .unwrap();
+    assert!(again.renewed);
+    assert_eq!(again.subscription.id, first.subscription.id);
+    assert!(again.subscription.expires_at > first.subscription.expires_at);
+    assert_eq!(
+        harness
+            .service
+            .subscriptions(caller(&alice))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // The same device signed in by another user moves to that user.
+    let bob = user("bob");
+    let moved = harness
+        .service
+        .subscribe(caller(&bob), channel("android", 1))
+        .await
+        .unwrap();
+    assert_eq!(moved.subscription.id, first.subscription.id);
+    assert!(
+        harness
+            .service
+            .subscriptions(caller(&alice))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        harness
+            .service
+            .subscriptions(caller(&bob))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+pub(crate) async fn subscriptions_are_capped_and_removable(harness: Harness) {
+    let alice = user("alice");
+    let bob = user("bob");
+    let mut ids = Vec::new();
+    for device in 0..100 {
+        ids.push(
+            harness
+                .service
+                .subscribe(caller(&alice), channel("android", device))
+                .await
+                .unwrap(),
+        );
+    }
+    assert!(matches!(
+        harness
+            .service
+            .subscribe(caller(&alice), channel("android", 100))
+            .await,
+        Err(Error::LimitExceeded { limit: 100, .. })
+    ));
+    let victim = ids[0].subscription.id;
+    assert_eq!(
+        harness.service.unsubscribe(caller(&bob), victim).await,
+        Err(Error::NotFound)
+    );
+    harness
+        .service
+        .unsubscribe(caller(&alice), victim)
+        .await
+        .unwrap();
+    assert_eq!(
+        harness.service.unsubscribe(caller(&alice), victim).await,
+        Err(Error::NotFound)
+    );
+    harness
+        .service
+        .subscribe(caller(&alice), channel("android", 100))
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn app_only_callers_name_the_user_by_subscription(harness: Harness) {
+    let bob = user("bob");
+    let subscription = harness
+        .service
+        .subscribe(caller(&bob), channel("ios", 7))
+        .await
+        .unwrap();
+    let id_text = subscription.subscription.id.to_string();
+    let service = app_only("demo-app-service");
+    let as_bob = Caller {
+        principal: &service,
+        subscription_id: Some(&id_text),
+    };
+    let created = harness
+        .service
+        .create(as_bob, draft("for-bob"))
+        .await
+        .unwrap();
+    assert_eq!(created.notification.feed.user.as_str(), "bob");
+    let listing = harness
+        .service
+        .list(caller(&bob), &ListQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(listing.notifications.len(), 1);
+    let foreign = app_only("other-service");
+    let intruder = Caller {
+        principal: &foreign,
+        subscription_id: Some(&id_text),
+    };
+    assert_eq!(
+        harness.service.create(intruder, draft("x")).await,
+        Err(Error::NotFound)
+    );
+    let unnamed = Caller {
+        principal: &service,
+        subscription_id: None,
+    };
+    assert!(matches!(
+        harness.service.create(unnamed, draft("x")).await,
+        Err(Error::PermissionDenied(_))
+    ));
+    let malformed = Caller {
+        principal: &service,
+        subscription_id: Some("not-an-id"),
+    };
+    assert!(matches!(
+        harness.service.create(malformed, draft("x")).await,
+        Err(Error::Invalid(_))
+    ));
+}
+
+pub(crate) async fn other_users_and_apps_see_nothing(harness: Harness) {
+    let alice = user("alice");
+    let created = harness
+        .service
+        .create(caller(&alice), grouped("secret", "g"))
+        .await
+        .unwrap();
+    let id = created.notification.id;
+    let bob = user("bob");
+    let mallory = delegated("alice", "other-client");
+    for intruder in [&bob, &mallory] {
+        assert_eq!(
+            harness.service.get(caller(intruder), id).await,
+            Err(Error::NotFound)
+        );
+        assert_eq!(
+            harness
+                .service
+                .update_state(caller(intruder), Target::Id(id), read())
+                .await,
+            Err(Error::NotFound)
+        );
+        assert_eq!(
+            harness
+                .service
+                .delete(caller(intruder), by_key("secret"))
+                .await,
+            Err(Error::NotFound)
+        );
+        assert_eq!(
+            harness.service.delivery_status(caller(intruder), id).await,
+            Err(Error::NotFound)
+        );
+        let page = harness
+            .service
+            .list(caller(intruder), &ListQuery::default())
+            .await
+            .unwrap();
+        assert!(page.notifications.is_empty());
+        let changes = harness
+            .service
+            .changes_since(caller(intruder), ChangeSeq::ZERO, 10)
+            .await
+            .unwrap();
+        assert!(changes.changes.is_empty());
+    }
+    // The other app's caller cannot even name the demo app's host.
+    assert!(matches!(
+        harness.service.create(caller(&mallory), draft("x")).await,
+        Err(Error::Invalid(errors)) if errors.names("targetHostName")
+    ));
+    assert_eq!(
+        harness.service.get(caller(&alice), id).await.unwrap().id,
+        id
+    );
+}
+
+pub(crate) async fn leases_hide_jobs_until_they_lapse(harness: Harness) {
+    let alice = user("alice");
+    harness
+        .service
+        .subscribe(caller(&alice), channel("android", 1))
+        .await
+        .unwrap();
+    harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    let now = harness.clock_now();
+    assert_eq!(harness.store.next_due().await.unwrap(), Some(now));
+    assert_eq!(
+        harness.store.lease_due(now, 10, LEASE).await.unwrap().len(),
+        1
+    );
+    assert!(
+        harness
+            .store
+            .lease_due(now, 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        harness.store.next_due().await.unwrap(),
+        Some(now.saturating_add(LEASE))
+    );
+    harness.advance(LEASE);
+    let again = harness
+        .store
+        .lease_due(harness.clock_now(), 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1, "a crashed dispatcher's job comes back");
+}
+
+pub(crate) async fn settlements_update_jobs_and_status(harness: Harness) {
+    let alice = user("alice");
+    for (platform, device) in [("windows", 1), ("android", 2), ("ios", 3)] {
+        harness
+            .service
+            .subscribe(caller(&alice), channel(platform, device))
+            .await
+            .unwrap();
+    }
+    let created = harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    let now = harness.clock_now();
+    let leased = harness.store.lease_due(now, 10, LEASE).await.unwrap();
+    let by_platform = |platform| leased.iter().find(|l| l.job.platform == platform).unwrap();
+    let retry_at = now.saturating_add(Duration::from_secs(4));
+    harness
+        .store
+        .settle(
+            &by_platform(Platform::Windows).job,
+            Settlement::Done(DeliveryState::Delivered { at: now }),
+            now,
+        )
+        .await
+        .unwrap();
+    harness
+        .store
+        .settle(
+            &by_platform(Platform::Android).job,
+            Settlement::Reschedule { due: retry_at },
+            now,
+        )
+        .await
+        .unwrap();
+    harness
+        .store
+        .settle(
+            &by_platform(Platform::Ios).job,
+            Settlement::RemoveSubscription,
+            now,
+        )
+        .await
+        .unwrap();
+    let status = harness
+        .service
+        .delivery_status(caller(&alice), created.notification.id)
+        .await
+        .unwrap();
+    let state_of = |platform| {
+        let record = status.iter().find(|r| r.platform == platform).unwrap();
+        (record.state.clone(), record.attempts)
+    };
+    assert_eq!(
+        state_of(Platform::Windows),
+        (DeliveryState::Delivered { at: now }, 1)
+    );
+    assert_eq!(
+        state_of(Platform::Android),
+        (
+            DeliveryState::Retrying {
+                next_attempt: retry_at
+            },
+            1
+        )
+    );
+    assert_eq!(state_of(Platform::Ios), (DeliveryState::EndpointGone, 1));
+    let subscriptions = harness.service.subscriptions(caller(&alice)).await.unwrap();
+    assert_eq!(subscriptions.len(), 2, "the gone endpoint was pruned");
+    assert_eq!(harness.store.next_due().await.unwrap(), Some(retry_at));
+    let retried = harness.store.lease_due(retry_at, 10, LEASE).await.unwrap();
+    assert_eq!(retried.len(), 1);
+    assert_eq!(retried[0].job.attempts, 1);
+}
+
+pub(crate) async fn a_newer_change_supersedes_an_in_flight_job(harness: Harness) {
+    let alice = user("alice");
+    harness
+        .service
+        .subscribe(caller(&alice), channel("android", 1))
+        .await
+        .unwrap();
+    harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    let now = harness.clock_now();
+    let in_flight = harness
+        .store
+        .lease_due(now, 10, LEASE)
+        .await
+        .unwrap()
+        .remove(0);
+    harness
+        .service
+        .update_state(caller(&alice), by_key("n1"), read())
+        .await
+        .unwrap();
+    harness
+        .store
+        .settle(
+            &in_flight.job,
+            Settlement::Done(DeliveryState::Delivered { at: now }),
+            now,
+        )
+        .await
+        .unwrap();
+    let newer = harness.store.lease_due(now, 10, LEASE).await.unwrap();
+    assert_eq!(newer.len(), 1, "the state sync is still queued");
+    assert!(newer[0].job.change_seq > in_flight.job.change_seq);
+}
+
+pub(crate) async fn expiry_removes_everything(harness: Harness) {
+    let alice = user("alice");
+    harness
+        .service
+        .subscribe(caller(&alice), channel("android", 1))
+        .await
+        .unwrap();
+    let soon = harness
+        .clock_now()
+        .saturating_add(Duration::from_secs(60))
+        .to_rfc3339();
+    let short = NotificationDraft {
+        expiration_date_time: Some(soon),
+        ..grouped("short", "g")
+    };
+    let expiring = harness.service.create(caller(&alice), short).await.unwrap();
+    let lasting = harness
+        .service
+        .create(caller(&alice), draft("long"))
+        .await
+        .unwrap();
+    harness.advance(Duration::from_secs(61));
+    let now = harness.clock_now();
+    assert_eq!(
+        harness
+            .service
+            .get(caller(&alice), expiring.notification.id)
+            .await,
+        Err(Error::NotFound)
+    );
+    assert_eq!(harness.store.expire(now, 100).await.unwrap(), 1);
+    let page = harness
+        .service
+        .list(
+            caller(&alice),
+            &ListQuery {
+                status: None,
+                ..ListQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.notifications, vec![lasting.notification.clone()]);
+    assert_eq!(page.unread_count, 1);
+    let changes = harness
+        .service
+        .changes_since(caller(&alice), ChangeSeq::ZERO, 100)
+        .await
+        .unwrap();
+    assert_eq!(changes.changes.len(), 1);
+    let leased = harness.store.lease_due(now, 10, LEASE).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    assert_eq!(leased[0].notification.id, lasting.notification.id);
+    assert_eq!(
+        harness
+            .service
+            .delete(caller(&alice), Target::Group(GroupName::new("g").unwrap()))
+            .await,
+        Err(Error::NotFound)
+    );
+    // The expired key is free again.
+    let reused = harness
+        .service
+        .create(caller(&alice), draft("short"))
+        .await
+        .unwrap();
+    assert!(!reused.replaced);
+}
+
+pub(crate) async fn jobs_of_expired_notifications_are_dropped(harness: Harness) {
+    let alice = user("alice");
+    harness
+        .service
+        .subscribe(caller(&alice), channel("windows", 1))
+        .await
+        .unwrap();
+    let soon = harness
+        .clock_now()
+        .saturating_add(Duration::from_secs(10))
+        .to_rfc3339();
+    let created = harness
+        .service
+        .create(
+            caller(&alice),
+            NotificationDraft {
+                expiration_date_time: Some(soon),
+                ..draft("n")
+            },
+        )
+        .await
+        .unwrap();
+    harness.advance(Duration::from_secs(10));
+    assert!(
+        harness
+            .store
+            .lease_due(harness.clock_now(), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let status = harness
+        .store
+        .delivery_status(&created.notification.feed, created.notification.id)
+        .await
+        .unwrap();
+    assert_eq!(status[0].state, DeliveryState::Expired);
+}
+
+pub(crate) async fn subscriptions_lapse(harness: Harness) {
+    let alice = user("alice");
+    harness
+        .service
+        .subscribe(caller(&alice), channel("android", 1))
+        .await
+        .unwrap();
+    harness.advance(Duration::from_secs(31 * 24 * 3600));
+    harness
+        .store
+        .expire(harness.clock_now(), 100)
+        .await
+        .unwrap();
+    assert!(
+        harness
+            .service
+            .subscriptions(caller(&alice))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    harness
+        .service
+        .create(caller(&alice), draft("n"))
+        .await
+        .unwrap();
+    assert!(
+        harness
+            .store
+            .lease_due(harness.clock_now(), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn deliver_everything(harness: &Harness) {
+    let now = harness.clock_now();
+    for leased in harness.store.lease_due(now, 1000, LEASE).await.unwrap() {
+        harness
+            .store
+            .settle(
+                &leased.job,
+                Settlement::Done(DeliveryState::Delivered { at: now }),
+                now,
+            )
+            .await
+            .unwrap();
+    }
+}
+
+impl Harness {
+    pub(crate) fn clock_now(&self) -> notif_core::time::Timestamp {
+        use notif_core::ports::Clock as _;
+        self.clock.now()
+    }
+}
