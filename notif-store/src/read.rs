@@ -161,3 +161,44 @@ pub(crate) fn next_due<E: Engine + ?Sized>(engine: &E) -> Result<Option<Timestam
     )?;
     Ok(first)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{MemoryEngine, WriteBatch};
+    use notif_core::ids::{AppId, UserId};
+
+    #[test]
+    fn a_corrupt_record_is_named_and_the_rest_keeps_serving() {
+        let engine = MemoryEngine::new();
+        let alice = FeedKey {
+            app: AppId::new("demo").unwrap(),
+            user: UserId::new("alice").unwrap(),
+        };
+        let bob = FeedKey {
+            user: UserId::new("bob").unwrap(),
+            ..alice.clone()
+        };
+        let broken_id = NotificationId::from_parts(1, [1; 10]);
+        let broken_key = keys::feed_key(&alice, broken_id.as_bytes());
+        let mut batch = WriteBatch::new();
+        batch.insert(
+            (Tree::Notifications, broken_key.clone()),
+            Some(vec![1, 0xff, 0xff]),
+        );
+        engine.commit(&batch).unwrap();
+
+        let hex: String = broken_key.iter().map(|b| format!("{b:02x}")).collect();
+        let now = Timestamp::from_unix_millis(0);
+        match list(&engine, &alice, &ListQuery::default(), now) {
+            Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, hex),
+            other => panic!("expected a corrupt-record error, got {other:?}"),
+        }
+        assert!(matches!(
+            get(&engine, &alice, broken_id, now),
+            Err(StoreError::Corrupt { .. })
+        ));
+        let other_page = list(&engine, &bob, &ListQuery::default(), now).unwrap();
+        assert!(other_page.notifications.is_empty());
+    }
+}

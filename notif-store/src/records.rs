@@ -473,3 +473,158 @@ pub(crate) struct GroupRecord {
     /// The members.
     pub(crate) ids: Vec<[u8; 16]>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notif_core::notification::{
+        DraftContext, Limits, NotificationDraft, Scalar, VisualContentDraft,
+    };
+
+    fn notification() -> Notification {
+        let feed = FeedKey {
+            app: AppId::new("demo").unwrap(),
+            user: UserId::new("alice").unwrap(),
+        };
+        let host = HostName::new("graphnotifications.sample.windows.com").unwrap();
+        let draft = NotificationDraft {
+            target_host_name: Some(host.to_string()),
+            app_notification_id: Some("n1".into()),
+            group_name: Some("g".into()),
+            visual_content: Some(VisualContentDraft {
+                title: Some("t".into()),
+                body: Some("b".into()),
+            }),
+            raw_content: Some("raw".into()),
+            platform_types: vec!["ios".into(), "web".into()],
+            priority: Some(Scalar::Text("low".into())),
+            display_time_to_live: Some(Scalar::Number(30)),
+            expiration_date_time: None,
+        };
+        let mut notification = draft
+            .validate(
+                NotificationId::from_parts(5, [3; 10]),
+                DraftContext {
+                    feed: &feed,
+                    app_host: &host,
+                    now: Timestamp::from_unix_millis(1_000),
+                    limits: &Limits::default(),
+                },
+            )
+            .unwrap();
+        notification.read_state = ReadState::Read;
+        notification.user_action_state = UserActionState::Snoozed;
+        notification.status = Status::Deleted;
+        notification.last_modified_at = Some(Timestamp::from_unix_millis(2_000));
+        notification.change_seq = ChangeSeq::new(42);
+        notification
+    }
+
+    #[test]
+    fn a_notification_reads_back_unchanged() {
+        let original = notification();
+        let bytes = encode(&NotificationRecord::from(&original));
+        assert_eq!(bytes[0], VERSION);
+        let decoded = decode::<NotificationRecord>(b"k", &bytes)
+            .unwrap()
+            .into_domain(b"k")
+            .unwrap();
+        assert_eq!(decoded, original);
+    }
+
+    #[test]
+    fn every_channel_reads_back_unchanged() {
+        let url = |text: &str| ChannelUrl::from_trusted(url::Url::parse(text).unwrap());
+        let channels = [
+            PushChannel::Wns {
+                channel_uri: url("https://db5.notify.windows.com/?token=a"),
+            },
+            PushChannel::Fcm {
+                registration_token: "tok".into(),
+            },
+            PushChannel::Apns {
+                device_token: "ab".repeat(32),
+                topic: "com.example".into(),
+                environment: ApnsEnvironment::Sandbox,
+            },
+            PushChannel::WebPush {
+                endpoint: url("https://fcm.googleapis.com/fcm/send/x"),
+                p256dh: vec![4; 65],
+                auth: vec![1; 16],
+            },
+        ];
+        for channel in channels {
+            let original = Subscription {
+                id: SubscriptionId::from_parts(9, [1; 10]),
+                feed: notification().feed,
+                client_id: ClientId::new("device").unwrap(),
+                channel,
+                created_at: Timestamp::from_unix_millis(10),
+                expires_at: Timestamp::from_unix_millis(20),
+            };
+            let bytes = encode(&SubscriptionRecord::from(&original));
+            let decoded = decode::<SubscriptionRecord>(b"k", &bytes)
+                .unwrap()
+                .into_domain(b"k")
+                .unwrap();
+            assert_eq!(decoded, original);
+        }
+    }
+
+    #[test]
+    fn jobs_and_statuses_read_back_unchanged() {
+        let feed = notification().feed;
+        let job = DeliveryJob {
+            notification: NotificationId::from_parts(1, [1; 10]),
+            subscription: SubscriptionId::from_parts(2, [2; 10]),
+            platform: Platform::Windows,
+            change: ChangeKind::Deleted,
+            change_seq: ChangeSeq::new(7),
+            due: Timestamp::from_unix_millis(-5),
+            attempts: 3,
+            expires_at: Timestamp::from_unix_millis(99),
+        };
+        let key = crate::keys::job_key(job.notification, job.subscription);
+        let bytes = encode(&JobRecord::new(&job, &feed));
+        let decoded = decode::<JobRecord>(&key, &bytes)
+            .unwrap()
+            .into_domain(&key)
+            .unwrap();
+        assert_eq!(decoded, (feed, job.clone()));
+        for state in [
+            DeliveryState::Pending,
+            DeliveryState::Delivered {
+                at: Timestamp::from_unix_millis(3),
+            },
+            DeliveryState::Retrying {
+                next_attempt: Timestamp::from_unix_millis(4),
+            },
+            DeliveryState::Failed {
+                reason: "BadTopic".into(),
+            },
+            DeliveryState::EndpointGone,
+            DeliveryState::Expired,
+        ] {
+            let record = DeliveryRecord {
+                state,
+                ..DeliveryRecord::pending(&job, Timestamp::from_unix_millis(8))
+            };
+            let bytes = encode(&StatusRecord::from(&record));
+            let decoded = decode::<StatusRecord>(&key, &bytes)
+                .unwrap()
+                .into_domain(&key)
+                .unwrap();
+            assert_eq!(decoded, record);
+        }
+    }
+
+    #[test]
+    fn garbage_is_reported_with_its_key() {
+        for bytes in [&[][..], &[VERSION, 0xff, 0xff][..], &[99, 1, 2][..]] {
+            match decode::<NotificationRecord>(&[0xab, 0x01], bytes) {
+                Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, "ab01"),
+                other => panic!("expected a corrupt-record error, got {other:?}"),
+            }
+        }
+    }
+}

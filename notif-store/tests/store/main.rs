@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod contract;
+mod crash;
 mod fixtures;
 
 macro_rules! contract_suite {
