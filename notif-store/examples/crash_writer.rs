@@ -53,10 +53,9 @@ async fn main() {
     }
     println!("ready");
     let counter = Arc::new(AtomicU64::new(0));
-    let mut writers = Vec::new();
     for _ in 0..WRITERS {
         let (store, feed, counter) = (store.clone(), feed.clone(), counter.clone());
-        writers.push(tokio::spawn(async move {
+        tokio::spawn(async move {
             loop {
                 let number = counter.fetch_add(1, Ordering::SeqCst);
                 let mut random = [0u8; 10];
@@ -91,9 +90,8 @@ async fn main() {
                 writeln!(stdout, "ack {id} run{run}-n{number}").unwrap();
                 stdout.flush().unwrap();
             }
-        }));
+        });
     }
-    for writer in writers {
-        writer.await.unwrap();
-    }
+    // The writers run until the test kills the process.
+    std::future::pending::<()>().await;
 }
