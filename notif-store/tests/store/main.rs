@@ -7,6 +7,7 @@
 mod contract;
 mod crash;
 mod fixtures;
+mod model;
 
 macro_rules! contract_suite {
     ($($name:ident),* $(,)?) => {
