@@ -1,0 +1,5 @@
+//! The embedded identity provider.
+
+mod keys;
+pub(crate) mod oauth;
+pub(crate) mod provider;

@@ -1,0 +1,426 @@
+//! `IdentityProvider`: the embedded OAuth 2 identity provider — token endpoint grants,
+//! development sign-in, JWKS and OpenID discovery documents — so the whole flow runs on one
+//! machine with no setup. A library: the server exposes it over HTTP.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, Header};
+use notif_core::app::{App, SCOPE_CREATED_BY_APP};
+use notif_core::ids::{ClientId, UserId};
+use notif_core::ports::{AppRegistry, TokenVerifier};
+use sha2::{Digest, Sha256};
+
+use super::keys::KeyRing;
+use super::oauth::{OAuthError, OAuthErrorCode, TokenRequest, TokenResponse};
+use crate::claims::Claims;
+use crate::error::Error;
+use crate::jwks::KeySource;
+use crate::registry::AppDirectory;
+use crate::verifier::{DEFAULT_LEEWAY, JwtVerifier, TrustedIssuer};
+
+/// The on-behalf-of grant type.
+pub const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// How the embedded identity provider runs.
+#[derive(Debug, Clone)]
+pub struct IdentityProviderConfig {
+    /// The `iss` of its tokens: the server's base URL (`http://127.0.0.1:50051`).
+    pub issuer: String,
+    /// The `aud` of its tokens: notif's identifier.
+    pub audience: String,
+    /// Access-token lifetime (default 60 minutes).
+    pub access_token_lifetime: Duration,
+    /// Refresh-token lifetime (default 30 days).
+    pub refresh_token_lifetime: Duration,
+    /// Whether development sign-in (a user token for anyone, no password) is offered. Only
+    /// for development: refuse it whenever external issuers are configured.
+    pub development_sign_in: bool,
+    /// Where the signing keys are kept (`<data dir>/idp-keys.json`); `None` keeps them in
+    /// memory only.
+    pub key_file: Option<PathBuf>,
+}
+
+impl IdentityProviderConfig {
+    /// Defaults for `issuer`: audience `api://notif`, 60-minute access and 30-day refresh
+    /// tokens, development sign-in on, keys in memory.
+    pub fn new(issuer: impl Into<String>) -> Self {
+        Self {
+            issuer: issuer.into(),
+            audience: "api://notif".into(),
+            access_token_lifetime: Duration::from_secs(60 * 60),
+            refresh_token_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
+            development_sign_in: true,
+            key_file: None,
+        }
+    }
+}
+
+/// A refresh token's grant, kept by the hash of the token.
+#[derive(Debug, Clone)]
+struct RefreshGrant {
+    user: UserId,
+    client: ClientId,
+    expires_at: SystemTime,
+    /// Refresh tokens rotate: once used, a token is spent, and presenting it again fails.
+    used: bool,
+}
+
+/// The embedded identity provider.
+pub struct IdentityProvider {
+    config: IdentityProviderConfig,
+    apps: Arc<AppDirectory>,
+    keys: RwLock<KeyRing>,
+    own_tokens: JwtVerifier,
+    refresh_grants: Mutex<HashMap<String, RefreshGrant>>,
+}
+
+impl fmt::Debug for IdentityProvider {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("IdentityProvider")
+            .field("issuer", &self.config.issuer)
+            .field("audience", &self.config.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+fn random_token() -> Result<String, OAuthError> {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| OAuthError::new(OAuthErrorCode::InvalidRequest, "no randomness available"))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn token_hash(token: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
+}
+
+fn invalid_grant(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(OAuthErrorCode::InvalidGrant, description)
+}
+
+impl IdentityProvider {
+    /// An identity provider for the apps of `apps`, loading or creating its signing key.
+    ///
+    /// # Errors
+    /// [`Error::KeyStore`] when the key file cannot be read or written.
+    pub fn new(config: IdentityProviderConfig, apps: Arc<AppDirectory>) -> Result<Self, Error> {
+        let keys = KeyRing::load_or_create(config.key_file.clone())?;
+        let own_tokens = JwtVerifier::new(
+            vec![TrustedIssuer {
+                issuer: config.issuer.clone(),
+                audience: config.audience.clone(),
+                keys: KeySource::Shared(keys.published()),
+            }],
+            DEFAULT_LEEWAY,
+        );
+        Ok(Self {
+            config,
+            apps,
+            keys: RwLock::new(keys),
+            own_tokens,
+            refresh_grants: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The issuer for a [`JwtVerifier`] that accepts this provider's tokens, sharing its keys
+    /// (rotations are seen at once).
+    pub fn trusted_issuer(&self) -> TrustedIssuer {
+        let keys = self
+            .keys
+            .read()
+            .map(|ring| ring.published())
+            .unwrap_or_else(|poisoned| poisoned.into_inner().published());
+        TrustedIssuer {
+            issuer: self.config.issuer.clone(),
+            audience: self.config.audience.clone(),
+            keys: KeySource::Shared(keys),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &IdentityProviderConfig {
+        &self.config
+    }
+
+    /// Adds a new signing key; tokens signed with older keys keep verifying.
+    ///
+    /// # Errors
+    /// [`Error::KeyStore`] when the key file cannot be written.
+    pub fn rotate_signing_key(&self) -> Result<(), Error> {
+        let mut ring = self
+            .keys
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        ring.rotate()
+    }
+
+    /// The JWKS document.
+    pub fn jwks(&self) -> JwkSet {
+        let ring = self
+            .keys
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let published = ring.published();
+        let keys = published
+            .read()
+            .map(|set| set.keys.clone())
+            .unwrap_or_default();
+        JwkSet { keys }
+    }
+
+    /// The OpenID discovery document.
+    pub fn openid_configuration(&self) -> serde_json::Value {
+        let issuer = &self.config.issuer;
+        serde_json::json!({
+            "issuer": issuer,
+            "token_endpoint": format!("{issuer}/oauth2/v2.0/token"),
+            "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+            "grant_types_supported": ["client_credentials", JWT_BEARER_GRANT, "refresh_token"],
+            "token_endpoint_auth_methods_supported": ["client_secret_post"],
+            "id_token_signing_alg_values_supported": ["ES256"],
+            "scopes_supported": [SCOPE_CREATED_BY_APP, "offline_access"],
+        })
+    }
+
+    /// The token endpoint.
+    ///
+    /// # Errors
+    /// [`OAuthError`] with the RFC 6749 code for the refusal.
+    pub async fn token(&self, request: TokenRequest) -> Result<TokenResponse, OAuthError> {
+        self.check_scope(request.scope.as_deref())?;
+        match request.grant_type.as_str() {
+            "client_credentials" => {
+                let (client, _) = self.authenticate(&request).await?;
+                self.issue(None, &client, false)
+            }
+            JWT_BEARER_GRANT => self.on_behalf_of(request).await,
+            "refresh_token" => self.refresh(request).await,
+            "" => Err(OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                "grant_type is required",
+            )),
+            other => Err(OAuthError::new(
+                OAuthErrorCode::UnsupportedGrantType,
+                format!("grant type {other:?} is not supported"),
+            )),
+        }
+    }
+
+    /// Development sign-in: a user token for `user` on `client_id`, with no password.
+    ///
+    /// # Errors
+    /// [`OAuthErrorCode::UnauthorizedClient`] when development sign-in is off;
+    /// [`OAuthErrorCode::InvalidClient`] for an unregistered client;
+    /// [`OAuthErrorCode::InvalidRequest`] for an invalid user name.
+    pub fn dev_sign_in(&self, client_id: &str, user: &str) -> Result<TokenResponse, OAuthError> {
+        if !self.config.development_sign_in {
+            return Err(OAuthError::new(
+                OAuthErrorCode::UnauthorizedClient,
+                "development sign-in is disabled",
+            ));
+        }
+        let client = ClientId::new(client_id)
+            .ok()
+            .filter(|client| self.apps.app_for_client(client).is_some())
+            .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidClient, "unknown client_id"))?;
+        let user = UserId::new(user).map_err(|error| {
+            OAuthError::new(OAuthErrorCode::InvalidRequest, format!("user: {error}"))
+        })?;
+        self.issue(Some(&user), &client, false)
+    }
+
+    fn check_scope(&self, scope: Option<&str>) -> Result<(), OAuthError> {
+        let audience = &self.config.audience;
+        let allowed = |scope: &str| {
+            scope == SCOPE_CREATED_BY_APP
+                || matches!(scope, "openid" | "profile" | "offline_access")
+                || scope == format!("{audience}/.default")
+                || scope == format!("{audience}/{SCOPE_CREATED_BY_APP}")
+        };
+        match scope
+            .unwrap_or_default()
+            .split_whitespace()
+            .find(|scope| !allowed(scope))
+        {
+            Some(unknown) => Err(OAuthError::new(
+                OAuthErrorCode::InvalidScope,
+                format!("scope {unknown:?} is not available"),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    async fn authenticate(&self, request: &TokenRequest) -> Result<(ClientId, App), OAuthError> {
+        let (Some(client_id), Some(secret)) =
+            (request.client_id.clone(), request.client_secret.clone())
+        else {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidClient,
+                "client_id and client_secret are required",
+            ));
+        };
+        let apps = Arc::clone(&self.apps);
+        // argon2 is deliberately slow: keep it off the async worker threads.
+        tokio::task::spawn_blocking(move || apps.authenticate_client(&client_id, &secret))
+            .await
+            .map_err(|_| {
+                OAuthError::new(
+                    OAuthErrorCode::InvalidClient,
+                    "client authentication failed",
+                )
+            })?
+            .map_err(|error| OAuthError::new(OAuthErrorCode::InvalidClient, error.to_string()))
+    }
+
+    async fn on_behalf_of(&self, request: TokenRequest) -> Result<TokenResponse, OAuthError> {
+        if request.requested_token_use.as_deref() != Some("on_behalf_of") {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidRequest,
+                "requested_token_use must be on_behalf_of",
+            ));
+        }
+        let assertion = request.assertion.clone().ok_or_else(|| {
+            OAuthError::new(OAuthErrorCode::InvalidRequest, "assertion is required")
+        })?;
+        let (client, app) = self.authenticate(&request).await?;
+        let asserted = self
+            .own_tokens
+            .verify(&assertion)
+            .await
+            .map_err(|error| invalid_grant(format!("assertion: {error}")))?;
+        let user = asserted.user.ok_or_else(|| {
+            invalid_grant("assertion: an app-only token cannot be exchanged on behalf of a user")
+        })?;
+        if !app.client_ids.contains(&asserted.client_id) {
+            return Err(invalid_grant(
+                "assertion: the token was issued to a client of another app",
+            ));
+        }
+        self.issue(Some(&user), &client, true)
+    }
+
+    async fn refresh(&self, request: TokenRequest) -> Result<TokenResponse, OAuthError> {
+        let token = request.refresh_token.clone().ok_or_else(|| {
+            OAuthError::new(OAuthErrorCode::InvalidRequest, "refresh_token is required")
+        })?;
+        let (client, _) = self.authenticate(&request).await?;
+        let grant = {
+            let mut grants = self
+                .refresh_grants
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let grant = grants
+                .get_mut(&token_hash(&token))
+                .ok_or_else(|| invalid_grant("unknown refresh token"))?;
+            if grant.used {
+                return Err(invalid_grant("refresh token already used"));
+            }
+            if grant.client != client {
+                return Err(invalid_grant("refresh token was issued to another client"));
+            }
+            if grant.expires_at <= SystemTime::now() {
+                return Err(invalid_grant("refresh token expired"));
+            }
+            grant.used = true;
+            grant.clone()
+        };
+        self.issue(Some(&grant.user), &grant.client, true)
+    }
+
+    /// Signs an access token (delegated when `user` is given, else app-only) and, when asked,
+    /// a rotating refresh token.
+    fn issue(
+        &self,
+        user: Option<&UserId>,
+        client: &ClientId,
+        with_refresh: bool,
+    ) -> Result<TokenResponse, OAuthError> {
+        let now = SystemTime::now();
+        let lifetime = self.config.access_token_lifetime;
+        let claims = Claims {
+            iss: self.config.issuer.clone(),
+            aud: self.config.audience.clone(),
+            sub: user.map_or(client.as_str(), UserId::as_str).to_owned(),
+            exp: unix_seconds(now + lifetime),
+            nbf: Some(unix_seconds(now)),
+            iat: Some(unix_seconds(now)),
+            jti: Some(random_token()?),
+            oid: user.map(|user| user.as_str().to_owned()),
+            azp: Some(client.as_str().to_owned()),
+            appid: Some(client.as_str().to_owned()),
+            scp: user.map(|_| SCOPE_CREATED_BY_APP.to_owned()),
+            roles: if user.is_none() {
+                vec![SCOPE_CREATED_BY_APP.to_owned()]
+            } else {
+                Vec::new()
+            },
+            idtyp: if user.is_none() {
+                Some("app".into())
+            } else {
+                Some("user".into())
+            },
+        };
+        let access_token = {
+            let ring = self
+                .keys
+                .read()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let key = ring
+                .current()
+                .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidRequest, "no signing key"))?;
+            let mut header = Header::new(Algorithm::ES256);
+            header.kid = Some(key.kid.clone());
+            jsonwebtoken::encode(&header, &claims, &key.encoding).map_err(|error| {
+                OAuthError::new(
+                    OAuthErrorCode::InvalidRequest,
+                    format!("signing failed: {error}"),
+                )
+            })?
+        };
+        let refresh_token = match (with_refresh, user) {
+            (true, Some(user)) => {
+                let token = random_token()?;
+                let mut grants = self
+                    .refresh_grants
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                // Spent and expired grants are dropped as new ones arrive, so the map stays
+                // proportional to the live refresh tokens.
+                grants.retain(|_, grant| !grant.used && grant.expires_at > now);
+                grants.insert(
+                    token_hash(&token),
+                    RefreshGrant {
+                        user: user.clone(),
+                        client: client.clone(),
+                        expires_at: now + self.config.refresh_token_lifetime,
+                        used: false,
+                    },
+                );
+                Some(token)
+            }
+            _ => None,
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer".into(),
+            expires_in: lifetime.as_secs(),
+            scope: SCOPE_CREATED_BY_APP.into(),
+            refresh_token,
+        })
+    }
+}
