@@ -1,3 +1,40 @@
-//! notif-delivery: the APNs, FCM, WNS and Web Push adapters and the dispatcher.
+//! notif-delivery: pushes. One adapter per provider — [`ApnsGateway`], [`FcmGateway`],
+//! [`WnsGateway`], [`WebPushGateway`] — each on one long-lived reqwest client, each rendering
+//! notif-core's push decisions onto its wire format and classifying the answer into a
+//! `DeliveryOutcome` with shared helpers; and the [`Dispatcher`] that drives them from the
+//! durable queue. With the `sandbox` feature, [`sandbox::SandboxProviders`] serves loopback
+//! stand-ins that speak each provider's protocol, for tests and development mode.
 //!
-//! Not implemented yet (issue 5): this crate has no public items so far.
+//! It must not decide delivery policy (that is notif-core's `plan_push`, `settle` and retry
+//! policy), and its public signatures carry no reqwest types.
+//!
+//! Modules:
+//! - `apns`, `fcm`, `wns`, `webpush` — the adapters and their configuration.
+//! - `classify` — status families, `Retry-After`, refresh-once.
+//! - `envelope` — the envelope's JSON and the shoulder-tap rule.
+//! - `oauth` — cached provider access tokens.
+//! - `http` — [`HttpConfig`] and the client builder.
+//! - `dispatcher` — [`Dispatcher`], [`Gateways`], [`SystemClock`].
+//! - `sandbox` (feature) — the loopback providers.
+
+mod apns;
+mod classify;
+mod dispatcher;
+mod envelope;
+mod error;
+mod fcm;
+mod http;
+mod oauth;
+#[cfg(feature = "sandbox")]
+pub mod sandbox;
+mod webpush;
+mod wns;
+
+pub use apns::{APNS_PRODUCTION, APNS_SANDBOX, ApnsConfig, ApnsGateway};
+pub use dispatcher::{DispatchStats, Dispatcher, DispatcherConfig, Gateways, SystemClock};
+pub use envelope::envelope_json;
+pub use error::Error;
+pub use fcm::{FCM_URL, FcmConfig, FcmGateway, GOOGLE_TOKEN_URL};
+pub use http::HttpConfig;
+pub use webpush::{WebPushConfig, WebPushGateway};
+pub use wns::{WNS_TOKEN_URL, WnsConfig, WnsGateway};
