@@ -84,6 +84,8 @@ pub struct ReceivedPush {
     pub envelope: Option<serde_json::Value>,
     /// What the provider answered.
     pub answered: FakeResponse,
+    /// When it arrived.
+    pub received_at: std::time::Instant,
 }
 
 #[derive(Default)]

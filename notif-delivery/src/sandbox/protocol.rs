@@ -570,6 +570,7 @@ async fn push(
         body: request.body.clone(),
         envelope,
         answered: answer.clone(),
+        received_at: std::time::Instant::now(),
     });
     match &answer {
         FakeResponse::Reset => Err(Reset),
