@@ -142,21 +142,21 @@ impl FcmGateway {
                 reason: "not an FCM subscription".into(),
             };
         };
-        let assertion = match self.assertion() {
-            Ok(assertion) => assertion,
-            Err(error) => {
-                return DeliveryOutcome::Rejected {
-                    reason: format!("signing the service-account assertion failed: {error}"),
-                };
-            }
+        let form = || {
+            let assertion = self.assertion().map_err(|error| {
+                format!("signing the service-account assertion failed: {error}")
+            })?;
+            Ok(vec![
+                (
+                    "grant_type",
+                    "urn:ietf:params:oauth:grant-type:jwt-bearer".to_owned(),
+                ),
+                ("assertion", assertion),
+            ])
         };
-        let form = [
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", assertion.as_str()),
-        ];
         let access_token = match self
             .token
-            .token(&self.client, &self.config.token_url, &form, refresh)
+            .token(&self.client, &self.config.token_url, form, refresh)
             .await
         {
             Ok(token) => token,

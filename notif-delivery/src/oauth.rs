@@ -25,13 +25,15 @@ struct TokenResponse {
 pub(crate) struct TokenFetchError(String);
 
 impl TokenCache {
-    /// The cached token, or a new one from `url` with `form` when there is none, it is about to
-    /// expire, or `refresh` is asked. One lock: concurrent sends wait for a single fetch.
+    /// The cached token, or a new one from `url` with the form `make_form` builds when there is
+    /// none, it is about to expire, or `refresh` is asked. The form is built only when a token
+    /// is fetched (FCM's is a signed assertion: too costly per push). One lock: concurrent sends
+    /// wait for a single fetch.
     pub(crate) async fn token(
         &self,
         client: &reqwest::Client,
         url: &str,
-        form: &[(&str, &str)],
+        make_form: impl FnOnce() -> Result<Vec<(&'static str, String)>, String>,
         refresh: bool,
     ) -> Result<String, TokenFetchError> {
         let mut cached = self.cached.lock().await;
@@ -41,9 +43,10 @@ impl TokenCache {
         {
             return Ok(token.clone());
         }
+        let form = make_form().map_err(TokenFetchError)?;
         let response = client
             .post(url)
-            .form(form)
+            .form(&form)
             .send()
             .await
             .and_then(reqwest::Response::error_for_status)

@@ -107,15 +107,17 @@ impl WnsGateway {
                 reason: "not a WNS subscription".into(),
             };
         };
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.config.client_id.as_str()),
-            ("client_secret", self.config.client_secret.as_str()),
-            ("scope", self.config.scope.as_str()),
-        ];
+        let form = || {
+            Ok(vec![
+                ("grant_type", "client_credentials".to_owned()),
+                ("client_id", self.config.client_id.clone()),
+                ("client_secret", self.config.client_secret.clone()),
+                ("scope", self.config.scope.clone()),
+            ])
+        };
         let access_token = match self
             .token
-            .token(&self.client, &self.config.token_url, &form, refresh)
+            .token(&self.client, &self.config.token_url, form, refresh)
             .await
         {
             Ok(token) => token,
