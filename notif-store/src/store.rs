@@ -129,6 +129,15 @@ impl<E: Engine> Store<E> {
         .map_err(|_| StoreError::Unavailable("the closing task failed".into()))?
     }
 
+    /// Waits until every write acknowledged so far is on disk (a flush shared with any
+    /// concurrent writes).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store is closed or the flush fails.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.command(true, |_| Ok(())).await
+    }
+
     async fn command<T: Send + 'static>(
         &self,
         durable: bool,

@@ -1,0 +1,255 @@
+//! Configuration: a TOML file for deployments, and the development defaults used when there is
+//! none. Every option is documented in `notif.example.toml`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use notif_auth::AppConfig;
+use serde::Deserialize;
+
+use crate::rate_limit::RateLimits;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Where to listen (gRPC and HTTP on one port).
+    pub listen: SocketAddr,
+    /// Where the store and the identity provider's keys live.
+    pub data_dir: PathBuf,
+    /// The URL clients reach this server at (tokens' issuer, `Location` headers); defaults to
+    /// `http://<listen address>`.
+    pub public_url: Option<String>,
+    /// Identity: the embedded provider and external issuers.
+    pub identity: IdentityConfig,
+    /// Cross-device apps. With none (and no external issuer), notifd runs in development mode
+    /// with the built-in demo app and sandbox providers.
+    pub apps: Vec<AppConfig>,
+    /// Push credentials by name, referenced from apps' `credentials`.
+    pub credentials: BTreeMap<String, CredentialConfig>,
+    /// Provider base URLs (change only to point at test doubles).
+    pub providers: ProviderUrls,
+    /// Which channel URLs subscriptions may use.
+    pub channels: ChannelConfig,
+    /// Per-user subscription cap and content limits.
+    pub limits: LimitsConfig,
+    /// Request rate limits.
+    pub rate_limits: RateLimits,
+    /// The dispatcher.
+    pub dispatcher: DispatcherSettings,
+    /// Most requests served at once per connection; more are refused as overloaded.
+    pub max_concurrent_requests: usize,
+    /// Seconds between expiry sweeps.
+    pub expiry_sweep_seconds: u64,
+    /// Development mode on a non-loopback address is refused unless this is set.
+    pub allow_development_on_public_address: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: PathBuf::from("./notif-data"),
+            public_url: None,
+            identity: IdentityConfig::default(),
+            apps: Vec::new(),
+            credentials: BTreeMap::new(),
+            providers: ProviderUrls::default(),
+            channels: ChannelConfig::default(),
+            limits: LimitsConfig::default(),
+            rate_limits: RateLimits::default(),
+            dispatcher: DispatcherSettings::default(),
+            max_concurrent_requests: 1024,
+            expiry_sweep_seconds: 60,
+            allow_development_on_public_address: false,
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is not valid configuration (the message names the key).
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Development mode: no apps and no external issuers configured.
+    pub fn is_development(&self) -> bool {
+        self.apps.is_empty() && self.identity.issuers.is_empty()
+    }
+}
+
+/// Identity settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdentityConfig {
+    /// Run the embedded identity provider (token endpoint, JWKS).
+    pub embedded: bool,
+    /// The audience tokens must carry.
+    pub audience: String,
+    /// Access-token lifetime of the embedded provider.
+    pub access_token_minutes: u64,
+    /// Refresh-token lifetime of the embedded provider.
+    pub refresh_token_days: u64,
+    /// Allowed clock skew for `exp` and `nbf`.
+    pub leeway_seconds: u64,
+    /// Least time between JWKS refetches for an unknown key id.
+    pub jwks_refresh_seconds: u64,
+    /// External issuers whose tokens are accepted.
+    pub issuers: Vec<IssuerConfig>,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self {
+            embedded: true,
+            audience: "api://notif".into(),
+            access_token_minutes: 60,
+            refresh_token_days: 30,
+            leeway_seconds: 60,
+            jwks_refresh_seconds: 60,
+            issuers: Vec::new(),
+        }
+    }
+}
+
+/// An external token issuer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// The exact `iss`.
+    pub issuer: String,
+    /// Its JWKS URL.
+    pub jwks_url: String,
+    /// The audience its tokens carry for notif (defaults to `identity.audience`).
+    pub audience: Option<String>,
+}
+
+/// A push credential.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum CredentialConfig {
+    /// APNs token authentication.
+    Apns {
+        /// Team ID.
+        team_id: String,
+        /// Key ID.
+        key_id: String,
+        /// The `.p8` file.
+        private_key_file: PathBuf,
+    },
+    /// FCM HTTP v1.
+    Fcm {
+        /// The service-account JSON file.
+        service_account_file: PathBuf,
+    },
+    /// WNS.
+    Wns {
+        /// The Package SID or app registration id.
+        client_id: String,
+        /// The environment variable holding the secret.
+        client_secret_env: String,
+        /// The token scope.
+        #[serde(default = "default_wns_scope")]
+        scope: String,
+    },
+    /// Web Push (VAPID).
+    WebPush {
+        /// The environment variable holding the base64url VAPID private key.
+        vapid_private_key_env: String,
+        /// The contact for the VAPID `sub` claim.
+        subject: String,
+    },
+}
+
+fn default_wns_scope() -> String {
+    "notify.windows.com".into()
+}
+
+/// Provider endpoints.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProviderUrls {
+    /// APNs production.
+    pub apns_production: String,
+    /// APNs sandbox.
+    pub apns_sandbox: String,
+    /// FCM.
+    pub fcm: String,
+    /// WNS token endpoint.
+    pub wns_token: String,
+}
+
+impl Default for ProviderUrls {
+    fn default() -> Self {
+        Self {
+            apns_production: notif_delivery::APNS_PRODUCTION.into(),
+            apns_sandbox: notif_delivery::APNS_SANDBOX.into(),
+            fcm: notif_delivery::FCM_URL.into(),
+            wns_token: notif_delivery::WNS_TOKEN_URL.into(),
+        }
+    }
+}
+
+/// Channel URL rules.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChannelConfig {
+    /// Extra WNS hosts (patterns like `*.notify.windows.com`) beyond the default.
+    pub wns_hosts: Vec<String>,
+    /// Extra Web Push hosts beyond the browsers' push services.
+    pub web_push_hosts: Vec<String>,
+    /// Accept loopback channel URLs (always on in development mode).
+    pub allow_loopback: bool,
+}
+
+/// Limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Subscriptions per user and app.
+    pub max_subscriptions_per_user: usize,
+    /// Largest rawContent in bytes.
+    pub max_raw_content_bytes: usize,
+    /// Days a subscription lives without renewal.
+    pub subscription_days: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let limits = notif_core::notification::Limits::default();
+        Self {
+            max_subscriptions_per_user: limits.max_subscriptions_per_user,
+            max_raw_content_bytes: limits.max_raw_content_bytes,
+            subscription_days: limits.subscription_lifetime.as_secs() / 86_400,
+        }
+    }
+}
+
+/// Dispatcher settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DispatcherSettings {
+    /// Sends in flight per credential.
+    pub concurrency: usize,
+    /// Jobs leased at once.
+    pub batch_size: usize,
+    /// Seconds a leased job stays invisible.
+    pub lease_seconds: u64,
+}
+
+impl Default for DispatcherSettings {
+    fn default() -> Self {
+        Self {
+            concurrency: 64,
+            batch_size: 256,
+            lease_seconds: 60,
+        }
+    }
+}

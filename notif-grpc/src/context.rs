@@ -1,0 +1,114 @@
+//! `Context`: what every handler shares — the use cases, token verification, rate limits,
+//! metrics, and the signals a write raises (feed changed, jobs queued).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use notif_auth::IdentityProvider;
+use notif_core::app::Principal;
+use notif_core::notification::FeedKey;
+use notif_core::ports::{AppRegistry, TokenVerifier};
+use notif_core::service::{Caller, NotifService};
+use notif_delivery::sandbox::SandboxProviders;
+use tokio::sync::{Notify, broadcast, watch};
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::rate_limit::RateLimiter;
+
+/// Shared by every handler.
+pub(crate) struct Context {
+    pub(crate) service: NotifService,
+    pub(crate) verifier: Arc<dyn TokenVerifier>,
+    pub(crate) apps: Arc<dyn AppRegistry>,
+    pub(crate) identity: Option<Arc<IdentityProvider>>,
+    pub(crate) limiter: RateLimiter,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) sandbox: Option<Arc<SandboxProviders>>,
+    /// The base URL clients reach the server at (for `Location` and `@odata` links).
+    pub(crate) public_url: String,
+    /// Feeds that changed, for `WatchChanges`.
+    pub(crate) changes: broadcast::Sender<FeedKey>,
+    /// Wakes the dispatcher after jobs were written.
+    pub(crate) dispatcher_wake: Arc<Notify>,
+    /// Turns true when the server shuts down, ending streams.
+    pub(crate) shutting_down: watch::Receiver<bool>,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("Context")
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A verified caller.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated {
+    pub(crate) principal: Principal,
+    pub(crate) subscription_id: Option<String>,
+}
+
+impl Authenticated {
+    pub(crate) fn caller(&self) -> Caller<'_> {
+        Caller {
+            principal: &self.principal,
+            subscription_id: self.subscription_id.as_deref(),
+        }
+    }
+}
+
+impl Context {
+    /// Verifies the `authorization` header value and applies the rate limits.
+    pub(crate) async fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        subscription_id: Option<String>,
+    ) -> Result<Authenticated, ApiError> {
+        let header = authorization
+            .ok_or_else(|| ApiError::Unauthenticated("a Bearer token is required".into()))?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                ApiError::Unauthenticated("authorization must be a Bearer token".into())
+            })?;
+        let principal = self.verifier.verify(token).await?;
+        let subscription_id = subscription_id.filter(|id| !id.trim().is_empty());
+        // An unknown client is refused by the authorization rule; it has no bucket to spend.
+        if let Some(app) = self.apps.app_for_client(&principal.client_id) {
+            let user = principal
+                .user
+                .as_ref()
+                .map(|user| user.as_str().to_owned())
+                .or_else(|| subscription_id.clone())
+                .unwrap_or_default();
+            self.limiter
+                .admit(app.id.as_str(), &user)
+                .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+        }
+        Ok(Authenticated {
+            principal,
+            subscription_id,
+        })
+    }
+
+    /// Announces a write to `feed`: watchers re-read it, the dispatcher looks for new jobs.
+    pub(crate) fn wrote(&self, feed: &FeedKey) {
+        // No watcher is listening: nothing to tell.
+        let _ = self.changes.send(feed.clone());
+        self.dispatcher_wake.notify_one();
+    }
+
+    /// Records a finished request.
+    pub(crate) fn observe<T>(&self, method: &str, started: Instant, result: &Result<T, ApiError>) {
+        let code = match result {
+            Ok(_) => "OK".to_owned(),
+            Err(error) => format!("{:?}", error.code()),
+        };
+        self.metrics.request(method, &code, started.elapsed());
+    }
+}

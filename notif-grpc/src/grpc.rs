@@ -1,0 +1,425 @@
+//! The gRPC services: thin handlers that authenticate, call a use case, and convert.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use notif_core::app::Action;
+use notif_core::ports::ListQuery;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::context::{Authenticated, Context};
+use crate::convert;
+use crate::error::ApiError;
+use crate::pb;
+
+/// The `Notifications` service.
+#[derive(Debug, Clone)]
+pub(crate) struct NotificationsService {
+    pub(crate) context: Arc<Context>,
+}
+
+/// The `Subscriptions` service.
+#[derive(Debug, Clone)]
+pub(crate) struct SubscriptionsService {
+    pub(crate) context: Arc<Context>,
+}
+
+/// The bearer token and the app-only user's subscription id (field, else `x-uns-id`).
+async fn authenticate<T>(
+    context: &Context,
+    request: &Request<T>,
+    field: Option<&str>,
+) -> Result<Authenticated, ApiError> {
+    let metadata = request.metadata();
+    let authorization = metadata
+        .get("authorization")
+        .and_then(|value| value.to_str().ok());
+    let subscription_id = field
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+        .or_else(|| {
+            metadata
+                .get("x-uns-id")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        });
+    context.authenticate(authorization, subscription_id).await
+}
+
+fn finish<T>(
+    context: &Context,
+    method: &str,
+    started: Instant,
+    result: Result<T, ApiError>,
+) -> Result<Response<T>, Status> {
+    context.observe(method, started, &result);
+    result.map(Response::new).map_err(Status::from)
+}
+
+#[tonic::async_trait]
+impl pb::notifications_server::Notifications for NotificationsService {
+    async fn create_notification(
+        &self,
+        request: Request<pb::CreateNotificationRequest>,
+    ) -> Result<Response<pb::CreateNotificationResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let caller = authenticate(
+                &self.context,
+                &request,
+                Some(&request.get_ref().subscription_id),
+            )
+            .await?;
+            let created = self
+                .context
+                .service
+                .create(caller.caller(), request.into_inner().into())
+                .await?;
+            self.context.metrics.created(created.replaced);
+            self.context.wrote(&created.notification.feed);
+            Ok(pb::CreateNotificationResponse {
+                notification: Some((&created.notification).into()),
+                replaced: created.replaced,
+            })
+        }
+        .await;
+        finish(&self.context, "CreateNotification", started, result)
+    }
+
+    async fn get_notification(
+        &self,
+        request: Request<pb::GetNotificationRequest>,
+    ) -> Result<Response<pb::Notification>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let caller = authenticate(
+                &self.context,
+                &request,
+                Some(&request.get_ref().subscription_id),
+            )
+            .await?;
+            let id = convert::notification_id("id", &request.get_ref().id)?;
+            let notification = self.context.service.get(caller.caller(), id).await?;
+            Ok((&notification).into())
+        }
+        .await;
+        finish(&self.context, "GetNotification", started, result)
+    }
+
+    async fn list_notifications(
+        &self,
+        request: Request<pb::ListNotificationsRequest>,
+    ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let caller = authenticate(
+                &self.context,
+                &request,
+                Some(&request.get_ref().subscription_id),
+            )
+            .await?;
+            let query = ListQuery::try_from(request.get_ref())?;
+            let page = self.context.service.list(caller.caller(), &query).await?;
+            Ok(pb::ListNotificationsResponse {
+                notifications: page.notifications.iter().map(Into::into).collect(),
+                next_page_token: page
+                    .next_page_token
+                    .map(|token| token.to_string())
+                    .unwrap_or_default(),
+                unread_count: page.unread_count,
+            })
+        }
+        .await;
+        finish(&self.context, "ListNotifications", started, result)
+    }
+
+    async fn update_notification_state(
+        &self,
+        request: Request<pb::UpdateNotificationStateRequest>,
+    ) -> Result<Response<pb::UpdateNotificationStateResponse>, Status> {
+        use pb::update_notification_state_request::Target as Wire;
+        let started = Instant::now();
+        let result = async {
+            let body = request.get_ref();
+            let caller = authenticate(&self.context, &request, Some(&body.subscription_id)).await?;
+            let target = match &body.target {
+                Some(Wire::Id(id)) => convert::target_by_id_or_key(Some(id), None)?,
+                Some(Wire::AppNotificationId(key)) => {
+                    convert::target_by_id_or_key(None, Some(key))?
+                }
+                None => convert::target_by_id_or_key(None, None)?,
+            };
+            let change = convert::state_change(body.read_state, body.user_action_state)?;
+            let updated = self
+                .context
+                .service
+                .update_state(caller.caller(), target, change)
+                .await?;
+            let notification = updated
+                .first()
+                .ok_or(ApiError::Domain(notif_core::Error::NotFound))?;
+            self.context.wrote(&notification.feed);
+            Ok(pb::UpdateNotificationStateResponse {
+                notification: Some(notification.into()),
+            })
+        }
+        .await;
+        finish(&self.context, "UpdateNotificationState", started, result)
+    }
+
+    async fn delete_notification(
+        &self,
+        request: Request<pb::DeleteNotificationRequest>,
+    ) -> Result<Response<pb::DeleteNotificationResponse>, Status> {
+        use pb::delete_notification_request::Target as Wire;
+        let started = Instant::now();
+        let result = async {
+            let body = request.get_ref();
+            let caller = authenticate(&self.context, &request, Some(&body.subscription_id)).await?;
+            let target = match &body.target {
+                Some(Wire::Id(id)) => convert::target_by_id_or_key(Some(id), None)?,
+                Some(Wire::AppNotificationId(key)) => {
+                    convert::target_by_id_or_key(None, Some(key))?
+                }
+                None => convert::target_by_id_or_key(None, None)?,
+            };
+            self.delete(&caller, target).await
+        }
+        .await;
+        finish(&self.context, "DeleteNotification", started, result)
+    }
+
+    async fn delete_group(
+        &self,
+        request: Request<pb::DeleteGroupRequest>,
+    ) -> Result<Response<pb::DeleteNotificationResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let caller = authenticate(
+                &self.context,
+                &request,
+                Some(&request.get_ref().subscription_id),
+            )
+            .await?;
+            let target = convert::group_target("group_name", &request.get_ref().group_name)?;
+            self.delete(&caller, target).await
+        }
+        .await;
+        finish(&self.context, "DeleteGroup", started, result)
+    }
+
+    async fn list_changes(
+        &self,
+        request: Request<pb::ListChangesRequest>,
+    ) -> Result<Response<pb::ListChangesResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let body = request.get_ref();
+            let caller = authenticate(&self.context, &request, Some(&body.subscription_id)).await?;
+            let limit = if body.limit == 0 {
+                100
+            } else {
+                body.limit as usize
+            };
+            let page = self
+                .context
+                .service
+                .changes_since(caller.caller(), convert::cursor(body.cursor), limit)
+                .await?;
+            Ok(pb::ListChangesResponse {
+                changes: page.changes.iter().map(Into::into).collect(),
+                cursor: page.cursor.value(),
+                has_more: page.has_more,
+            })
+        }
+        .await;
+        finish(&self.context, "ListChanges", started, result)
+    }
+
+    type WatchChangesStream = ReceiverStream<Result<pb::Notification, Status>>;
+
+    async fn watch_changes(
+        &self,
+        request: Request<pb::WatchChangesRequest>,
+    ) -> Result<Response<Self::WatchChangesStream>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let caller = authenticate(
+                &self.context,
+                &request,
+                Some(&request.get_ref().subscription_id),
+            )
+            .await?;
+            let (feed, _) = self
+                .context
+                .service
+                .authorize(caller.caller(), Action::UseFeed)
+                .await?;
+            // Subscribe before the first read, so a change between the read and the wait is
+            // not missed.
+            let changes = self.context.changes.subscribe();
+            let (sender, receiver) = mpsc::channel(64);
+            tokio::spawn(follow(
+                Arc::clone(&self.context),
+                caller,
+                feed,
+                convert::cursor(request.get_ref().cursor),
+                changes,
+                sender,
+            ));
+            Ok(ReceiverStream::new(receiver))
+        }
+        .await;
+        finish(&self.context, "WatchChanges", started, result)
+    }
+
+    async fn get_delivery_status(
+        &self,
+        request: Request<pb::GetDeliveryStatusRequest>,
+    ) -> Result<Response<pb::GetDeliveryStatusResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let caller = authenticate(
+                &self.context,
+                &request,
+                Some(&request.get_ref().subscription_id),
+            )
+            .await?;
+            let id = convert::notification_id("id", &request.get_ref().id)?;
+            let records = self
+                .context
+                .service
+                .delivery_status(caller.caller(), id)
+                .await?;
+            Ok(pb::GetDeliveryStatusResponse {
+                endpoints: records.iter().map(Into::into).collect(),
+            })
+        }
+        .await;
+        finish(&self.context, "GetDeliveryStatus", started, result)
+    }
+}
+
+impl NotificationsService {
+    async fn delete(
+        &self,
+        caller: &Authenticated,
+        target: notif_core::feed::Target,
+    ) -> Result<pb::DeleteNotificationResponse, ApiError> {
+        let deleted = self.context.service.delete(caller.caller(), target).await?;
+        if let Some(first) = deleted.first() {
+            self.context.wrote(&first.feed);
+        }
+        Ok(pb::DeleteNotificationResponse {
+            deleted: deleted.iter().map(Into::into).collect(),
+        })
+    }
+}
+
+/// Streams a feed's changes from `cursor`, then each new change, until the client goes away
+/// or the server shuts down.
+async fn follow(
+    context: Arc<Context>,
+    caller: Authenticated,
+    feed: notif_core::notification::FeedKey,
+    mut cursor: notif_core::notification::ChangeSeq,
+    mut changes: broadcast::Receiver<notif_core::notification::FeedKey>,
+    sender: mpsc::Sender<Result<pb::Notification, Status>>,
+) {
+    let mut shutting_down = context.shutting_down.clone();
+    loop {
+        let page = match context
+            .service
+            .changes_since(caller.caller(), cursor, 100)
+            .await
+        {
+            Ok(page) => page,
+            Err(error) => {
+                let _ = sender.send(Err(ApiError::from(error).into())).await;
+                return;
+            }
+        };
+        for change in &page.changes {
+            if sender.send(Ok(change.into())).await.is_err() {
+                return;
+            }
+        }
+        cursor = page.cursor;
+        if page.has_more {
+            continue;
+        }
+        loop {
+            tokio::select! {
+                event = changes.recv() => match event {
+                    Ok(changed) if changed == feed => break,
+                    Ok(_) => {}
+                    // Missed events: re-read the feed, which catches up on anything missed.
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                () = sender.closed() => return,
+                _ = shutting_down.changed() => return,
+            }
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::subscriptions_server::Subscriptions for SubscriptionsService {
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<pb::SubscribeResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let caller = authenticate(&self.context, &request, None).await?;
+            let outcome = self
+                .context
+                .service
+                .subscribe(caller.caller(), request.into_inner().into())
+                .await?;
+            Ok(pb::SubscribeResponse {
+                subscription: Some((&outcome.subscription).into()),
+                renewed: outcome.renewed,
+            })
+        }
+        .await;
+        finish(&self.context, "Subscribe", started, result)
+    }
+
+    async fn list_subscriptions(
+        &self,
+        request: Request<pb::ListSubscriptionsRequest>,
+    ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let caller = authenticate(&self.context, &request, None).await?;
+            let subscriptions = self.context.service.subscriptions(caller.caller()).await?;
+            Ok(pb::ListSubscriptionsResponse {
+                subscriptions: subscriptions.iter().map(Into::into).collect(),
+            })
+        }
+        .await;
+        finish(&self.context, "ListSubscriptions", started, result)
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: Request<pb::UnsubscribeRequest>,
+    ) -> Result<Response<pb::UnsubscribeResponse>, Status> {
+        let started = Instant::now();
+        let result = async {
+            let caller = authenticate(&self.context, &request, None).await?;
+            let id = convert::subscription_id("id", &request.get_ref().id)?;
+            self.context
+                .service
+                .unsubscribe(caller.caller(), id)
+                .await?;
+            Ok(pb::UnsubscribeResponse {})
+        }
+        .await;
+        finish(&self.context, "Unsubscribe", started, result)
+    }
+}

@@ -1,0 +1,349 @@
+//! The Graph-compatible API under `/me/notifications` (also under `/beta` and `/v1.0`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use notif_core::feed::{StateChange, Target};
+use notif_core::ids::{AppNotificationId, GroupName};
+use notif_core::notification::{ChangeSeq, ReadState, Status, UserActionState};
+use notif_core::ports::ListQuery;
+use serde_json::json;
+
+use super::json;
+use crate::context::{Authenticated, Context};
+use crate::convert;
+use crate::error::ApiError;
+
+type Shared = State<Arc<Context>>;
+type Params = Query<HashMap<String, String>>;
+
+pub(super) fn routes() -> Router<Arc<Context>> {
+    Router::new()
+        .route(
+            "/me/notifications",
+            post(create).get(list).delete(delete_by_query),
+        )
+        .route("/me/notifications/changes", get(changes))
+        .route(
+            "/me/notifications/subscriptions",
+            post(subscribe).get(subscriptions),
+        )
+        .route("/me/notifications/subscriptions/{id}", delete(unsubscribe))
+        .route(
+            "/me/notifications/{id}",
+            get(get_one).patch(update).delete(delete_one),
+        )
+        .route(
+            "/me/notifications/{id}/deliveryStatus",
+            get(delivery_status),
+        )
+}
+
+async fn authenticate(context: &Context, headers: &HeaderMap) -> Result<Authenticated, ApiError> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    context
+        .authenticate(
+            header("authorization"),
+            header("x-uns-id").map(str::to_owned),
+        )
+        .await
+}
+
+/// Runs a handler body, recording it under `method`.
+async fn observed(
+    context: &Context,
+    method: &str,
+    handler: impl Future<Output = Result<Response, ApiError>>,
+) -> Response {
+    let started = Instant::now();
+    let result = handler.await;
+    context.observe(method, started, &result);
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn base(context: &Context) -> String {
+    format!("{}/v1.0", context.public_url)
+}
+
+async fn create(State(context): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    observed(&context, "POST /me/notifications", async {
+        let caller = authenticate(&context, &headers).await?;
+        let draft = json::notification_draft(&json::parse_body(&headers, &body)?)?;
+        let created = context.service.create(caller.caller(), draft).await?;
+        context.metrics.created(created.replaced);
+        context.wrote(&created.notification.feed);
+        let entity = json::notification(&base(&context), &created.notification);
+        let location = format!(
+            "{}/me/notifications/{}",
+            base(&context),
+            created.notification.id
+        );
+        let status = if created.replaced {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        let mut response = (status, Json(entity)).into_response();
+        if let Ok(location) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert("location", location);
+        }
+        Ok(response)
+    })
+    .await
+}
+
+fn parse_param<T>(
+    params: &HashMap<String, String>,
+    key: &str,
+    parse: impl Fn(&str) -> Result<T, notif_core::platform::UnknownName>,
+) -> Result<Option<T>, ApiError> {
+    params
+        .get(key)
+        .map(|text| parse(text).map_err(|error| ApiError::invalid(key, error.to_string())))
+        .transpose()
+}
+
+async fn list(State(context): Shared, headers: HeaderMap, Query(params): Params) -> Response {
+    observed(&context, "GET /me/notifications", async {
+        let caller = authenticate(&context, &headers).await?;
+        let page_size = match params.get("$top") {
+            None => 50,
+            Some(top) => top.parse().map_err(|_| ApiError::invalid("$top", "must be a whole number"))?,
+        };
+        let query = ListQuery {
+            status: match params.get("status").map(String::as_str) {
+                Some("all") => None,
+                other => Some(other.map_or(Ok(Status::Active), Status::parse).map_err(|error| ApiError::invalid("status", error.to_string()))?),
+            },
+            read_state: parse_param(&params, "readState", ReadState::parse)?,
+            user_action_state: parse_param(&params, "userActionState", UserActionState::parse)?,
+            group: params
+                .get("groupName")
+                .map(|name| GroupName::new(name.as_str()).map_err(|error| ApiError::invalid("groupName", error.to_string())))
+                .transpose()?,
+            page_size,
+            page_token: params
+                .get("$skiptoken")
+                .map(|token| convert::notification_id("$skiptoken", token))
+                .transpose()?,
+        };
+        let page = context.service.list(caller.caller(), &query).await?;
+        let base = base(&context);
+        let mut body = json!({
+            "@odata.context": format!("{base}/$metadata#users('me')/notifications"),
+            "value": page.notifications.iter().map(|n| json::notification(&base, n)).collect::<Vec<_>>(),
+            "unreadCount": page.unread_count,
+        });
+        if let Some(token) = page.next_page_token {
+            let mut link = format!("{base}/me/notifications?$top={page_size}&$skiptoken={token}");
+            for key in ["readState", "userActionState", "status", "groupName"] {
+                if let Some(value) = params.get(key) {
+                    link.push_str(&format!("&{key}={value}"));
+                }
+            }
+            body["@odata.nextLink"] = json!(link);
+        }
+        Ok(Json(body).into_response())
+    })
+    .await
+}
+
+async fn get_one(State(context): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    observed(&context, "GET /me/notifications/{id}", async {
+        let caller = authenticate(&context, &headers).await?;
+        let id = convert::notification_id("id", &id)?;
+        let notification = context.service.get(caller.caller(), id).await?;
+        Ok(Json(json::notification(&base(&context), &notification)).into_response())
+    })
+    .await
+}
+
+async fn update(
+    State(context): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    observed(&context, "PATCH /me/notifications/{id}", async {
+        let caller = authenticate(&context, &headers).await?;
+        let id = convert::notification_id("id", &id)?;
+        let (read, action) = json::state_fields(&json::parse_body(&headers, &body)?)?;
+        let read = read
+            .map(|text| {
+                ReadState::parse(&text)
+                    .map_err(|error| ApiError::invalid("readState", error.to_string()))
+            })
+            .transpose()?;
+        let action = action
+            .map(|text| {
+                UserActionState::parse(&text)
+                    .map_err(|error| ApiError::invalid("userActionState", error.to_string()))
+            })
+            .transpose()?;
+        let change = StateChange::new(read, action)?;
+        let updated = context
+            .service
+            .update_state(caller.caller(), Target::Id(id), change)
+            .await?;
+        let notification = updated
+            .first()
+            .ok_or(ApiError::Domain(notif_core::Error::NotFound))?;
+        context.wrote(&notification.feed);
+        Ok(Json(json::notification(&base(&context), notification)).into_response())
+    })
+    .await
+}
+
+async fn delete_target(
+    context: &Context,
+    caller: &Authenticated,
+    target: Target,
+) -> Result<Response, ApiError> {
+    let deleted = context.service.delete(caller.caller(), target).await?;
+    if let Some(first) = deleted.first() {
+        context.wrote(&first.feed);
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn delete_one(
+    State(context): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    observed(&context, "DELETE /me/notifications/{id}", async {
+        let caller = authenticate(&context, &headers).await?;
+        let target = Target::Id(convert::notification_id("id", &id)?);
+        delete_target(&context, &caller, target).await
+    })
+    .await
+}
+
+async fn delete_by_query(
+    State(context): Shared,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
+    observed(&context, "DELETE /me/notifications", async {
+        let caller = authenticate(&context, &headers).await?;
+        let target = match (params.get("appNotificationId"), params.get("groupName")) {
+            (Some(key), _) => Target::AppNotificationId(
+                AppNotificationId::new(key.as_str())
+                    .map_err(|error| ApiError::invalid("appNotificationId", error.to_string()))?,
+            ),
+            (None, Some(group)) => convert::group_target("groupName", group)?,
+            (None, None) => {
+                return Err(ApiError::invalid(
+                    "appNotificationId",
+                    "appNotificationId or groupName is required",
+                ));
+            }
+        };
+        delete_target(&context, &caller, target).await
+    })
+    .await
+}
+
+async fn changes(State(context): Shared, headers: HeaderMap, Query(params): Params) -> Response {
+    observed(&context, "GET /me/notifications/changes", async {
+        let caller = authenticate(&context, &headers).await?;
+        let number = |key: &str, default: u64| -> Result<u64, ApiError> {
+            params.get(key).map_or(Ok(default), |text| {
+                text.parse()
+                    .map_err(|_| ApiError::invalid(key, "must be a whole number"))
+            })
+        };
+        let cursor = ChangeSeq::new(number("cursor", 0)?);
+        let limit = usize::try_from(number("limit", 100)?).unwrap_or(usize::MAX);
+        let page = context
+            .service
+            .changes_since(caller.caller(), cursor, limit)
+            .await?;
+        let base = base(&context);
+        Ok(Json(json!({
+            "value": page.changes.iter().map(|n| json::notification(&base, n)).collect::<Vec<_>>(),
+            "cursor": page.cursor.value(),
+            "hasMore": page.has_more,
+        }))
+        .into_response())
+    })
+    .await
+}
+
+async fn delivery_status(
+    State(context): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    observed(
+        &context,
+        "GET /me/notifications/{id}/deliveryStatus",
+        async {
+            let caller = authenticate(&context, &headers).await?;
+            let id = convert::notification_id("id", &id)?;
+            let records = context.service.delivery_status(caller.caller(), id).await?;
+            Ok(
+                Json(json!({"value": records.iter().map(json::delivery).collect::<Vec<_>>()}))
+                    .into_response(),
+            )
+        },
+    )
+    .await
+}
+
+async fn subscribe(State(context): Shared, headers: HeaderMap, body: Bytes) -> Response {
+    observed(&context, "POST /me/notifications/subscriptions", async {
+        let caller = authenticate(&context, &headers).await?;
+        let draft = json::channel_draft(&json::parse_body(&headers, &body)?)?;
+        let outcome = context.service.subscribe(caller.caller(), draft).await?;
+        let status = if outcome.renewed {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        Ok((
+            status,
+            Json(json::subscription(
+                &outcome.subscription,
+                Some(outcome.renewed),
+            )),
+        )
+            .into_response())
+    })
+    .await
+}
+
+async fn subscriptions(State(context): Shared, headers: HeaderMap) -> Response {
+    observed(&context, "GET /me/notifications/subscriptions", async {
+        let caller = authenticate(&context, &headers).await?;
+        let subscriptions = context.service.subscriptions(caller.caller()).await?;
+        Ok(Json(json!({"value": subscriptions.iter().map(|s| json::subscription(s, None)).collect::<Vec<_>>()})).into_response())
+    })
+    .await
+}
+
+async fn unsubscribe(
+    State(context): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    observed(
+        &context,
+        "DELETE /me/notifications/subscriptions/{id}",
+        async {
+            let caller = authenticate(&context, &headers).await?;
+            let id = convert::subscription_id("id", &id)?;
+            context.service.unsubscribe(caller.caller(), id).await?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        },
+    )
+    .await
+}

@@ -1,0 +1,102 @@
+//! The embedded identity provider over HTTP: token endpoint, development sign-in, discovery.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use notif_auth::{OAuthError, TokenRequest};
+use serde::Deserialize;
+
+use crate::context::Context;
+use crate::error::graph_error;
+
+pub(super) fn routes() -> Router<Arc<Context>> {
+    Router::new()
+        .route("/oauth2/v2.0/token", post(token))
+        .route("/dev/sign-in", post(sign_in))
+        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/.well-known/jwks.json", get(jwks))
+}
+
+fn no_identity_provider() -> Response {
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "itemNotFound",
+        "the embedded identity provider is not enabled",
+    )
+}
+
+fn oauth_error(error: &OAuthError) -> Response {
+    let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+    (status, Json(error.body())).into_response()
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"))
+}
+
+/// Parses a form or JSON body.
+fn parse<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8]) -> Result<T, OAuthError> {
+    let invalid =
+        |error: String| OAuthError::new(notif_auth::OAuthErrorCode::InvalidRequest, error);
+    if is_json(headers) {
+        serde_json::from_slice(body).map_err(|error| invalid(error.to_string()))
+    } else {
+        serde_urlencoded::from_bytes(body).map_err(|error| invalid(error.to_string()))
+    }
+}
+
+async fn token(State(context): State<Arc<Context>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(identity) = &context.identity else {
+        return no_identity_provider();
+    };
+    let request: TokenRequest = match parse(&headers, &body) {
+        Ok(request) => request,
+        Err(error) => return oauth_error(&error),
+    };
+    match identity.token(request).await {
+        Ok(response) => Json(response).into_response(),
+        Err(error) => oauth_error(&error),
+    }
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    client_id: String,
+    user: String,
+}
+
+async fn sign_in(State(context): State<Arc<Context>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(identity) = &context.identity else {
+        return no_identity_provider();
+    };
+    let request: SignIn = match parse(&headers, &body) {
+        Ok(request) => request,
+        Err(error) => return oauth_error(&error),
+    };
+    match identity.dev_sign_in(&request.client_id, &request.user) {
+        Ok(response) => Json(response).into_response(),
+        Err(error) => oauth_error(&error),
+    }
+}
+
+async fn discovery(State(context): State<Arc<Context>>) -> Response {
+    match &context.identity {
+        Some(identity) => Json(identity.openid_configuration()).into_response(),
+        None => no_identity_provider(),
+    }
+}
+
+async fn jwks(State(context): State<Arc<Context>>) -> Response {
+    match &context.identity {
+        Some(identity) => Json(identity.jwks()).into_response(),
+        None => no_identity_provider(),
+    }
+}

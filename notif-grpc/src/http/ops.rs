@@ -1,0 +1,69 @@
+//! Operations: liveness, readiness, metrics, and the development sandbox's received pushes.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::context::Context;
+use crate::error::graph_error;
+
+pub(super) fn routes() -> Router<Arc<Context>> {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/dev/sandbox/pushes", get(sandbox_pushes))
+}
+
+async fn ready(State(context): State<Arc<Context>>) -> Response {
+    if *context.shutting_down.borrow() {
+        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
+    } else {
+        "ready".into_response()
+    }
+}
+
+async fn metrics(State(context): State<Arc<Context>>) -> Response {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        context.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn sandbox_pushes(State(context): State<Arc<Context>>) -> Response {
+    let Some(sandbox) = &context.sandbox else {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "itemNotFound",
+            "the sandbox providers run in development mode only",
+        );
+    };
+    let pushes: Vec<_> = sandbox
+        .pushes()
+        .into_iter()
+        .map(|push| {
+            let body = match String::from_utf8(push.body.clone()) {
+                Ok(text) => json!(text),
+                Err(_) => {
+                    json!({"base64": base64::engine::general_purpose::STANDARD.encode(&push.body)})
+                }
+            };
+            json!({
+                "platform": push.platform.as_str(),
+                "path": push.path,
+                "headers": push.headers,
+                "body": body,
+                "envelope": push.envelope,
+                "answered": format!("{:?}", push.answered),
+            })
+        })
+        .collect();
+    Json(json!({"value": pushes})).into_response()
+}

@@ -1,0 +1,143 @@
+//! Prometheus metrics, rendered as text: requests by method and code, creates and replaces,
+//! push outcomes, and request latency.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use notif_delivery::DispatchStats;
+
+/// The server's counters.
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    requests: Mutex<BTreeMap<(String, String), RequestStats>>,
+    creates: AtomicU64,
+    replaces: AtomicU64,
+    dispatch: Mutex<Option<Arc<DispatchStats>>>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct RequestStats {
+    count: u64,
+    seconds: f64,
+}
+
+impl Metrics {
+    /// Counts one finished request.
+    pub(crate) fn request(&self, method: &str, code: &str, elapsed: Duration) {
+        let mut requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let stats = requests
+            .entry((method.to_owned(), code.to_owned()))
+            .or_default();
+        stats.count += 1;
+        stats.seconds += elapsed.as_secs_f64();
+    }
+
+    /// Counts a create (or a replace).
+    pub(crate) fn created(&self, replaced: bool) {
+        let counter = if replaced {
+            &self.replaces
+        } else {
+            &self.creates
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Reports the dispatcher's counters too.
+    pub(crate) fn attach_dispatcher(&self, stats: Arc<DispatchStats>) {
+        *self
+            .dispatch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(stats);
+    }
+
+    /// The Prometheus text exposition.
+    pub(crate) fn render(&self) -> String {
+        let mut text = String::new();
+        text.push_str("# HELP notif_requests_total Requests by method and result code.\n");
+        text.push_str("# TYPE notif_requests_total counter\n");
+        let requests = self
+            .requests
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        for ((method, code), stats) in &requests {
+            let _ = writeln!(
+                text,
+                "notif_requests_total{{method=\"{method}\",code=\"{code}\"}} {}",
+                stats.count
+            );
+        }
+        text.push_str("# HELP notif_request_duration_seconds Time spent serving requests.\n");
+        text.push_str("# TYPE notif_request_duration_seconds summary\n");
+        let mut by_method: BTreeMap<&str, RequestStats> = BTreeMap::new();
+        for ((method, _), stats) in &requests {
+            let total = by_method.entry(method).or_default();
+            total.count += stats.count;
+            total.seconds += stats.seconds;
+        }
+        for (method, stats) in by_method {
+            let _ = writeln!(
+                text,
+                "notif_request_duration_seconds_sum{{method=\"{method}\"}} {}",
+                stats.seconds
+            );
+            let _ = writeln!(
+                text,
+                "notif_request_duration_seconds_count{{method=\"{method}\"}} {}",
+                stats.count
+            );
+        }
+        let counter = |text: &mut String, name: &str, help: &str, value: u64| {
+            let _ = write!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n"
+            );
+        };
+        counter(
+            &mut text,
+            "notif_notifications_created_total",
+            "Notifications created.",
+            self.creates.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut text,
+            "notif_notifications_replaced_total",
+            "Notifications replaced.",
+            self.replaces.load(Ordering::Relaxed),
+        );
+        if let Some(stats) = self
+            .dispatch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+        {
+            text.push_str("# HELP notif_pushes_total Push attempts by outcome.\n# TYPE notif_pushes_total counter\n");
+            for (outcome, value) in [
+                ("delivered", &stats.delivered),
+                ("retried", &stats.retried),
+                ("endpoint_gone", &stats.endpoints_gone),
+                ("failed", &stats.failed),
+                ("expired", &stats.expired),
+            ] {
+                let _ = writeln!(
+                    text,
+                    "notif_pushes_total{{outcome=\"{outcome}\"}} {}",
+                    value.load(Ordering::Relaxed)
+                );
+            }
+            counter(
+                &mut text,
+                "notif_subscriptions_pruned_total",
+                "Subscriptions removed because the provider reported the endpoint gone.",
+                stats.endpoints_gone.load(Ordering::Relaxed),
+            );
+        }
+        text
+    }
+}
