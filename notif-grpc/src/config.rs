@@ -43,6 +43,10 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Seconds between expiry sweeps.
     pub expiry_sweep_seconds: u64,
+    /// Development features — development sign-in, sandbox providers behind the `sandbox`
+    /// credential, loopback channel URLs. Unset: on exactly when no apps and no external
+    /// issuers are configured (then the demo app is used).
+    pub development: Option<bool>,
     /// Development mode on a non-loopback address is refused unless this is set.
     pub allow_development_on_public_address: bool,
 }
@@ -63,6 +67,7 @@ impl Default for Config {
             dispatcher: DispatcherSettings::default(),
             max_concurrent_requests: 1024,
             expiry_sweep_seconds: 60,
+            development: None,
             allow_development_on_public_address: false,
         }
     }
@@ -79,9 +84,10 @@ impl Config {
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
     }
 
-    /// Development mode: no apps and no external issuers configured.
+    /// Whether development features are on (see [`Config::development`]).
     pub fn is_development(&self) -> bool {
-        self.apps.is_empty() && self.identity.issuers.is_empty()
+        self.development
+            .unwrap_or(self.apps.is_empty() && self.identity.issuers.is_empty())
     }
 }
 

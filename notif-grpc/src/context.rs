@@ -106,9 +106,10 @@ impl Context {
     /// Records a finished request.
     pub(crate) fn observe<T>(&self, method: &str, started: Instant, result: &Result<T, ApiError>) {
         let code = match result {
-            Ok(_) => "OK".to_owned(),
-            Err(error) => format!("{:?}", error.code()),
+            Ok(_) => tonic::Code::Ok,
+            Err(error) => error.code(),
         };
+        let code = format!("{code:?}");
         self.metrics.request(method, &code, started.elapsed());
     }
 }

@@ -295,10 +295,12 @@ impl Server {
             .context("opening the store")?;
         let store = Arc::new(store);
 
-        let apps = Arc::new(if development {
-            AppDirectory::demo()
-        } else {
-            AppDirectory::from_config(&config.apps)?
+        let apps = Arc::new(match (config.apps.is_empty(), development) {
+            (true, true) => AppDirectory::demo(),
+            (true, false) => {
+                bail!("no apps configured (the demo app exists in development mode only)")
+            }
+            (false, _) => AppDirectory::from_config(&config.apps)?,
         });
         let public_url = config
             .public_url

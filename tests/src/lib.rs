@@ -1,3 +1,330 @@
-//! notif-tests: end-to-end and system property suites over real sockets.
-//!
-//! Not implemented yet (issue 7): the suites land with the server.
+//! notif-tests: the end-to-end and system suites (in `tests/`), and [`TestServer`], the
+//! in-process `notifd` they run against: a real server on an ephemeral loopback port with a
+//! temporary data directory, two apps, and sandbox push providers.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use notif_auth::{AppConfig, ClientConfig, hash_secret};
+use notif_delivery::WebPushGateway;
+use notif_delivery::sandbox::{ReceivedPush, SandboxProviders};
+use notif_grpc::pb::notifications_client::NotificationsClient;
+use notif_grpc::pb::subscriptions_client::SubscriptionsClient;
+use notif_grpc::{Config, RateLimits, Server};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike as _, ES256KeyPair};
+
+/// The demo app's host.
+pub const DEMO_HOST: &str = "graphnotifications.sample.windows.com";
+/// The second app's host.
+pub const OTHER_HOST: &str = "other.example.com";
+
+/// A running in-process server.
+#[derive(Debug)]
+pub struct TestServer {
+    /// `http://127.0.0.1:<port>`.
+    pub base_url: String,
+    /// The sandbox providers behind every app's credentials.
+    pub sandbox: Arc<SandboxProviders>,
+    /// An HTTP client.
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    running: Option<JoinHandle<anyhow::Result<()>>>,
+    /// The data directory; kept alive as long as the server.
+    pub data_dir: tempfile::TempDir,
+}
+
+fn app(id: &str, host: &str, service: &str, secret: &str, device: &str) -> AppConfig {
+    AppConfig {
+        id: id.into(),
+        host_name: host.into(),
+        display_name: id.into(),
+        clients: vec![
+            ClientConfig {
+                id: service.into(),
+                secret_hash: Some(hash_secret(secret)),
+            },
+            ClientConfig {
+                id: device.into(),
+                secret_hash: None,
+            },
+        ],
+        credentials: ["windows", "android", "ios", "webpush"]
+            .iter()
+            .map(|platform| {
+                (
+                    (*platform).to_owned(),
+                    notif_auth::SANDBOX_CREDENTIAL.to_owned(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// The configuration the tests use: two apps (`demo` and `other`), development features on,
+/// generous rate limits, a data directory of its own.
+pub fn test_config(data_dir: &std::path::Path) -> Config {
+    Config {
+        listen: ([127, 0, 0, 1], 0).into(),
+        data_dir: data_dir.to_path_buf(),
+        apps: vec![
+            app(
+                "demo",
+                DEMO_HOST,
+                "demo-app-service",
+                "demo-secret",
+                "demo-client",
+            ),
+            app(
+                "other",
+                OTHER_HOST,
+                "other-service",
+                "other-secret",
+                "other-client",
+            ),
+        ],
+        development: Some(true),
+        rate_limits: RateLimits {
+            per_user_per_second: 10_000.0,
+            per_user_burst: 10_000.0,
+            ..RateLimits::default()
+        },
+        expiry_sweep_seconds: 1,
+        ..Config::default()
+    }
+}
+
+impl TestServer {
+    /// Starts a server with [`test_config`].
+    ///
+    /// # Panics
+    /// When the server cannot start: the test cannot proceed.
+    pub async fn start() -> Self {
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let config = test_config(data_dir.path());
+        Self::start_with(config, data_dir).await
+    }
+
+    /// Starts a server with `config` in `data_dir`.
+    ///
+    /// # Panics
+    /// When the server cannot start.
+    pub async fn start_with(config: Config, data_dir: tempfile::TempDir) -> Self {
+        let server = Server::bind(config).await.expect("the server starts");
+        let address = server.local_addr().expect("a listen address");
+        let sandbox = server.sandbox().expect("development mode runs the sandbox");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn(server.run(async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            base_url: format!("http://{address}"),
+            sandbox,
+            http: reqwest::Client::new(),
+            stop: Some(stop),
+            running: Some(running),
+            data_dir,
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    ///
+    /// # Panics
+    /// When the server failed while running.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running
+                .await
+                .expect("the server task")
+                .expect("the server ran cleanly");
+        }
+    }
+
+    /// `base_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    async fn token_request(&self, form: &[(&str, &str)]) -> Value {
+        self.http
+            .post(self.url("/oauth2/v2.0/token"))
+            .form(form)
+            .send()
+            .await
+            .expect("the token endpoint answers")
+            .json()
+            .await
+            .expect("a JSON token response")
+    }
+
+    /// A development sign-in: a user token for `user` on `client`.
+    ///
+    /// # Panics
+    /// When sign-in fails.
+    pub async fn sign_in(&self, client: &str, user: &str) -> String {
+        let response: Value = self
+            .http
+            .post(self.url("/dev/sign-in"))
+            .form(&[("client_id", client), ("user", user)])
+            .send()
+            .await
+            .expect("sign-in answers")
+            .json()
+            .await
+            .expect("a JSON sign-in response");
+        response["access_token"]
+            .as_str()
+            .expect("an access token")
+            .to_owned()
+    }
+
+    /// Exchanges a user token on behalf of the user for the app service's token.
+    ///
+    /// # Panics
+    /// When the exchange fails.
+    pub async fn on_behalf_of(&self, service: &str, secret: &str, user_token: &str) -> String {
+        let response = self
+            .token_request(&[
+                ("grant_type", notif_auth::JWT_BEARER_GRANT),
+                ("client_id", service),
+                ("client_secret", secret),
+                ("assertion", user_token),
+                ("requested_token_use", "on_behalf_of"),
+                ("scope", "Notifications.ReadWrite.CreatedByApp"),
+            ])
+            .await;
+        response["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("OBO failed: {response}"))
+            .to_owned()
+    }
+
+    /// An app-only (client credentials) token.
+    ///
+    /// # Panics
+    /// When the grant fails.
+    pub async fn app_token(&self, service: &str, secret: &str) -> String {
+        let response = self
+            .token_request(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", service),
+                ("client_secret", secret),
+            ])
+            .await;
+        response["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("grant failed: {response}"))
+            .to_owned()
+    }
+
+    /// gRPC clients on one channel.
+    ///
+    /// # Panics
+    /// When the server cannot be reached.
+    pub async fn grpc(&self) -> (NotificationsClient<Channel>, SubscriptionsClient<Channel>) {
+        let channel = Channel::from_shared(self.base_url.clone())
+            .expect("a valid URL")
+            .connect()
+            .await
+            .expect("the server accepts gRPC");
+        (
+            NotificationsClient::new(channel.clone()),
+            SubscriptionsClient::new(channel),
+        )
+    }
+
+    /// A subscribe body for `platform` on the sandbox; for Web Push the sandbox learns the keys
+    /// so it can decrypt.
+    pub fn channel_body(&self, platform: &str, device: &str) -> Value {
+        match platform {
+            "windows" => {
+                json!({"platform": "windows", "channelUri": self.sandbox.wns_channel_url(device)})
+            }
+            "android" => {
+                json!({"platform": "android", "registrationToken": format!("fcm-{device}")})
+            }
+            "ios" => {
+                let token: String = device.bytes().map(|byte| format!("{byte:02x}")).collect();
+                json!({"platform": "iOS", "deviceToken": format!("{token:0>64}"), "topic": "com.example.app", "environment": "sandbox"})
+            }
+            _ => {
+                let private_key = WebPushGateway::generate_vapid_key();
+                let public_key = ES256KeyPair::from_bytes(&private_key)
+                    .expect("a P-256 key")
+                    .public_key()
+                    .public_key()
+                    .to_bytes_uncompressed();
+                let auth = [7u8; 16].to_vec();
+                self.sandbox
+                    .register_web_push_keys(device, private_key, auth.clone());
+                json!({
+                    "platform": "webPush",
+                    "endpoint": self.sandbox.web_push_endpoint(device),
+                    "keys": {"p256dh": URL_SAFE_NO_PAD.encode(public_key), "auth": URL_SAFE_NO_PAD.encode(auth)},
+                })
+            }
+        }
+    }
+
+    /// Subscribes a device with `user_token`; returns the subscription id.
+    ///
+    /// # Panics
+    /// When subscribing fails.
+    pub async fn subscribe(&self, user_token: &str, platform: &str, device: &str) -> String {
+        let response: Value = self
+            .http
+            .post(self.url("/me/notifications/subscriptions"))
+            .bearer_auth(user_token)
+            .json(&self.channel_body(platform, device))
+            .send()
+            .await
+            .expect("subscribe answers")
+            .json()
+            .await
+            .expect("a JSON subscription");
+        response["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("subscribe failed: {response}"))
+            .to_owned()
+    }
+
+    /// Waits until the sandbox has received pushes satisfying `done`, checking every 20 ms,
+    /// for at most `limit`; returns them.
+    ///
+    /// # Panics
+    /// When the time runs out.
+    pub async fn pushes_until(
+        &self,
+        limit: Duration,
+        done: impl Fn(&[ReceivedPush]) -> bool,
+    ) -> Vec<ReceivedPush> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let pushes = self.sandbox.pushes();
+            if done(&pushes) {
+                return pushes;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "pushes did not arrive within {limit:?}: {pushes:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
