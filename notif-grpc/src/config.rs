@@ -259,3 +259,31 @@ impl Default for DispatcherSettings {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_parses_and_is_not_development() {
+        let config: Config = toml::from_str(include_str!("../../notif.example.toml")).unwrap();
+        assert!(!config.is_development());
+        assert_eq!(config.apps.len(), 1);
+        assert_eq!(config.credentials.len(), 4);
+        assert!(matches!(
+            config.credentials["contoso-apns"],
+            CredentialConfig::Apns { .. }
+        ));
+    }
+
+    #[test]
+    fn no_configuration_is_development() {
+        assert!(Config::default().is_development());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let error = toml::from_str::<Config>("listen_address = \"x\"").unwrap_err();
+        assert!(error.to_string().contains("listen_address"));
+    }
+}

@@ -18,6 +18,7 @@ pub(super) fn routes() -> Router<Arc<Context>> {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .route("/dev/sandbox", get(sandbox))
         .route("/dev/sandbox/pushes", get(sandbox_pushes))
 }
 
@@ -35,6 +36,26 @@ async fn metrics(State(context): State<Arc<Context>>) -> Response {
         context.metrics.render(),
     )
         .into_response()
+}
+
+fn no_sandbox() -> Response {
+    graph_error(
+        StatusCode::NOT_FOUND,
+        "itemNotFound",
+        "the sandbox providers run in development mode only",
+    )
+}
+
+async fn sandbox(State(context): State<Arc<Context>>) -> Response {
+    let Some(sandbox) = &context.sandbox else {
+        return no_sandbox();
+    };
+    Json(json!({
+        "baseUrl": sandbox.base_url(),
+        "wnsChannelExample": sandbox.wns_channel_url("my-device"),
+        "webPushEndpointExample": sandbox.web_push_endpoint("my-browser"),
+    }))
+    .into_response()
 }
 
 async fn sandbox_pushes(State(context): State<Arc<Context>>) -> Response {
