@@ -182,7 +182,7 @@ impl Engine for MemoryEngine {
     }
 }
 
-/// The sled engine: one sled tree per [`Tree`], multi-tree transactions for atomic batches.
+/// The sled engine: one sled tree per store tree, multi-tree transactions for atomic batches.
 pub struct SledEngine {
     db: sled::Db,
     trees: Vec<sled::Tree>,
