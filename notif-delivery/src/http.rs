@@ -25,16 +25,6 @@ impl Default for HttpConfig {
     }
 }
 
-impl HttpConfig {
-    /// The defaults with HTTP/2 only.
-    pub fn http2() -> Self {
-        Self {
-            http2_only: true,
-            ..Self::default()
-        }
-    }
-}
-
 /// Builds a client with keep-alive pings, so idle provider connections stay warm instead of
 /// being re-established per push (APNs treats connection churn as abuse).
 pub(crate) fn client(config: &HttpConfig) -> Result<reqwest::Client, Error> {

@@ -248,6 +248,12 @@ pub struct DispatcherSettings {
     pub batch_size: usize,
     /// Seconds a leased job stays invisible.
     pub lease_seconds: u64,
+    /// Milliseconds before a provider request times out (and is retried).
+    pub request_timeout_ms: u64,
+    /// First retry delay, milliseconds (then doubling, with full jitter).
+    pub retry_initial_delay_ms: u64,
+    /// Longest computed retry delay, milliseconds.
+    pub retry_max_delay_ms: u64,
 }
 
 impl Default for DispatcherSettings {
@@ -256,6 +262,9 @@ impl Default for DispatcherSettings {
             concurrency: 64,
             batch_size: 256,
             lease_seconds: 60,
+            request_timeout_ms: 10_000,
+            retry_initial_delay_ms: 1_000,
+            retry_max_delay_ms: 300_000,
         }
     }
 }

@@ -121,7 +121,10 @@ fn build_gateway(
     config: &Config,
     sandbox: Option<&SandboxProviders>,
 ) -> anyhow::Result<Arc<dyn PushGateway>> {
-    let http = HttpConfig::default();
+    let http = HttpConfig {
+        request_timeout: Duration::from_millis(config.dispatcher.request_timeout_ms.max(1)),
+        ..HttpConfig::default()
+    };
     if let (SANDBOX_CREDENTIAL, Some(sandbox)) = (name, sandbox) {
         return Ok(match platform {
             Platform::Ios => Arc::new(ApnsGateway::new(sandbox.apns_config(http))?),
@@ -152,7 +155,10 @@ fn build_gateway(
                 private_key_pem,
                 production_url: providers.apns_production.clone(),
                 sandbox_url: providers.apns_sandbox.clone(),
-                http: HttpConfig::http2(),
+                http: HttpConfig {
+                    http2_only: true,
+                    ..http
+                },
             })?)
         }
         (
@@ -396,6 +402,11 @@ impl Server {
             DispatcherConfig {
                 lease: Duration::from_secs(config.dispatcher.lease_seconds),
                 batch_size: config.dispatcher.batch_size.max(1),
+                retry: notif_core::delivery::RetryPolicy {
+                    initial_delay: Duration::from_millis(config.dispatcher.retry_initial_delay_ms),
+                    max_delay: Duration::from_millis(config.dispatcher.retry_max_delay_ms),
+                    ..notif_core::delivery::RetryPolicy::default()
+                },
                 ..DispatcherConfig::default()
             },
         );

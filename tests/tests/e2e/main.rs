@@ -5,5 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod authz;
+mod chaos;
 mod graph;
 mod grpc;
+mod security;

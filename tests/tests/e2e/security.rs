@@ -1,0 +1,300 @@
+//! The authorization matrix — every operation against every kind of bad credential — and SSRF
+//! refusals for channel URLs.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use notif_tests::{DEMO_HOST, TestServer};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+/// Signs `claims` with the server's own identity-provider key (read from its data directory),
+/// so every refusal below is for the claim at fault, not the signature.
+fn forge(server: &TestServer, claims: &Value) -> String {
+    let text = std::fs::read_to_string(server.data_dir.path().join("idp-keys.json")).unwrap();
+    let keys: Value = serde_json::from_str(&text).unwrap();
+    let key = &keys["keys"][0];
+    let pkcs8 = STANDARD.decode(key["pkcs8"].as_str().unwrap()).unwrap();
+    let mut header = Header::new(Algorithm::ES256);
+    header.kid = Some(key["kid"].as_str().unwrap().to_owned());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&pkcs8)).unwrap()
+}
+
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+struct Operation {
+    name: &'static str,
+    method: Method,
+    path: String,
+    body: Option<Value>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_operation_refuses_every_bad_credential() {
+    let server = TestServer::start().await;
+    let alice = server.sign_in("demo-client", "alice").await;
+    let service = server
+        .on_behalf_of("demo-app-service", "demo-secret", &alice)
+        .await;
+    let subscription = server.subscribe(&alice, "android", "alice-phone").await;
+    let created: Value = server
+        .http
+        .post(server.url("/me/notifications"))
+        .bearer_auth(&service)
+        .json(&json!({"targetHostName": DEMO_HOST, "appNotificationId": "k", "groupName": "g", "payload": {"rawContent": "r"}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let good = claims_of(&service);
+    let with = |changes: Value| {
+        let mut claims = good.clone();
+        for (key, value) in changes.as_object().unwrap() {
+            claims[key] = value.clone();
+        }
+        claims
+    };
+    let now = good["iat"].as_u64().unwrap();
+    let public_key = server
+        .http
+        .get(server.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let hs256 = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &good,
+        &EncodingKey::from_secret(&public_key).unwrap(),
+    )
+    .unwrap();
+    let alg_none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(good.to_string())
+    );
+    let unauthenticated: Vec<(&str, Option<String>)> = vec![
+        ("no token", None),
+        (
+            "expired",
+            Some(forge(
+                &server,
+                &with(json!({"exp": now - 7_200, "nbf": now - 9_000})),
+            )),
+        ),
+        (
+            "wrong audience",
+            Some(forge(&server, &with(json!({"aud": "api://someone-else"})))),
+        ),
+        (
+            "wrong issuer",
+            Some(forge(
+                &server,
+                &with(json!({"iss": "https://evil.example"})),
+            )),
+        ),
+        ("alg none", Some(alg_none)),
+        ("HS256 with the public key", Some(hs256)),
+        ("garbage", Some("garbage".into())),
+    ];
+    let bob = server.sign_in("demo-client", "bob").await;
+    let other_app = server.sign_in("other-client", "alice").await;
+    let missing_scope = forge(&server, &with(json!({"scp": "User.Read"})));
+    let app_only = server.app_token("demo-app-service", "demo-secret").await;
+
+    let operations = vec![
+        Operation {
+            name: "create",
+            method: Method::POST,
+            path: "/me/notifications".into(),
+            body: Some(
+                json!({"targetHostName": DEMO_HOST, "appNotificationId": "new", "payload": {"rawContent": "x"}}),
+            ),
+        },
+        Operation {
+            name: "list",
+            method: Method::GET,
+            path: "/me/notifications".into(),
+            body: None,
+        },
+        Operation {
+            name: "get",
+            method: Method::GET,
+            path: format!("/me/notifications/{id}"),
+            body: None,
+        },
+        Operation {
+            name: "update",
+            method: Method::PATCH,
+            path: format!("/me/notifications/{id}"),
+            body: Some(json!({"readState": "read"})),
+        },
+        Operation {
+            name: "delete",
+            method: Method::DELETE,
+            path: format!("/me/notifications/{id}"),
+            body: None,
+        },
+        Operation {
+            name: "delete group",
+            method: Method::DELETE,
+            path: "/me/notifications?groupName=g".into(),
+            body: None,
+        },
+        Operation {
+            name: "changes",
+            method: Method::GET,
+            path: "/me/notifications/changes".into(),
+            body: None,
+        },
+        Operation {
+            name: "status",
+            method: Method::GET,
+            path: format!("/me/notifications/{id}/deliveryStatus"),
+            body: None,
+        },
+        Operation {
+            name: "subscribe",
+            method: Method::POST,
+            path: "/me/notifications/subscriptions".into(),
+            body: Some(json!({"platform": "android", "registrationToken": "t"})),
+        },
+        Operation {
+            name: "subscriptions",
+            method: Method::GET,
+            path: "/me/notifications/subscriptions".into(),
+            body: None,
+        },
+        Operation {
+            name: "unsubscribe",
+            method: Method::DELETE,
+            path: format!("/me/notifications/subscriptions/{subscription}"),
+            body: None,
+        },
+    ];
+    let send = |operation: &Operation, token: Option<&str>| {
+        let mut request = server
+            .http
+            .request(operation.method.clone(), server.url(&operation.path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = &operation.body {
+            request = request.json(body);
+        }
+        request.send()
+    };
+    for operation in &operations {
+        for (credential, token) in &unauthenticated {
+            let response = send(operation, token.as_deref()).await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{} with {credential}",
+                operation.name
+            );
+            let body: Value = response.json().await.unwrap();
+            assert!(!body["error"]["message"].as_str().unwrap().is_empty());
+        }
+        let forbidden = send(operation, Some(&missing_scope))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(
+            forbidden,
+            StatusCode::FORBIDDEN,
+            "{} without the scope",
+            operation.name
+        );
+        let no_user = send(operation, Some(&app_only)).await.unwrap().status();
+        assert_eq!(
+            no_user,
+            StatusCode::FORBIDDEN,
+            "{} app-only without a subscription id",
+            operation.name
+        );
+        for (who, token) in [("another user", &bob), ("another app", &other_app)] {
+            let status = send(operation, Some(token)).await.unwrap().status();
+            let allowed = match operation.name {
+                // Acting on one's own feed is fine; it never touches alice's.
+                "list" | "changes" | "subscriptions" | "subscribe" => status.is_success(),
+                // Another app cannot name the demo app's host.
+                "create" if who == "another app" => status == StatusCode::BAD_REQUEST,
+                "create" => status.is_success(),
+                _ => status == StatusCode::NOT_FOUND,
+            };
+            assert!(allowed, "{} by {who} answered {status}", operation.name);
+        }
+    }
+    // Alice's data is untouched by all of the above.
+    let mine: Value = server
+        .http
+        .get(server.url(&format!("/me/notifications/{id}")))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (mine["status"].as_str(), mine["readState"].as_str()),
+        (Some("active"), Some("unread"))
+    );
+    let subscriptions: Value = server
+        .http
+        .get(server.url("/me/notifications/subscriptions"))
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(subscriptions["value"].as_array().unwrap().len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn channel_urls_pointing_inside_are_refused() {
+    let server = TestServer::start().await;
+    let alice = server.sign_in("demo-client", "alice").await;
+    let keys = json!({"p256dh": format!("BA{}", "A".repeat(85)), "auth": "A".repeat(22)});
+    let cases = [
+        json!({"platform": "windows", "channelUri": "https://10.0.0.1/channel"}),
+        json!({"platform": "windows", "channelUri": "https://169.254.169.254/latest/meta-data"}),
+        json!({"platform": "windows", "channelUri": "https://192.168.1.10/wns"}),
+        json!({"platform": "windows", "channelUri": "https://db5.notify.windows.com.attacker.example/x"}),
+        json!({"platform": "windows", "channelUri": "http://db5.notify.windows.com/plain-http"}),
+        json!({"platform": "webPush", "endpoint": "https://internal.corp.example/push", "keys": keys}),
+        json!({"platform": "webPush", "endpoint": "https://[fd00::1]/push", "keys": keys}),
+        json!({"platform": "webPush", "endpoint": "file:///etc/passwd", "keys": keys}),
+    ];
+    for body in cases {
+        let response = server
+            .http
+            .post(server.url("/me/notifications/subscriptions"))
+            .bearer_auth(&alice)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{body}");
+        let error: Value = response.json().await.unwrap();
+        let message = error["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("channelUri") || message.contains("endpoint"),
+            "{message}"
+        );
+    }
+    server.stop().await;
+}
