@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 mod authz;
+mod bad_input;
 mod chaos;
+mod crash;
 mod graph;
 mod grpc;
 mod security;

@@ -1,0 +1,240 @@
+//! The crash suite: notifd runs as a child process under load from concurrent clients and is
+//! killed with SIGKILL at random moments; after each restart every acknowledged create is
+//! there, and every acknowledged create's push is eventually delivered (at least once,
+//! duplicates identifiable by id and changeSeq).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use notif_delivery::WebPushGateway;
+use notif_delivery::sandbox::SandboxProviders;
+use notif_tests::DEMO_HOST;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike as _, ES256KeyPair};
+
+const KILLS: u64 = 20;
+const CLIENTS: usize = 8;
+
+fn notifd() -> PathBuf {
+    // `cargo test --workspace` builds notifd for notif-grpc's own tests; a filtered run may not.
+    let profile_directory = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let binary = profile_directory.join("notifd");
+    if !binary.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-p", "notif-grpc", "--bin", "notifd"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    binary
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start(config: &std::path::Path, base: &str, http: &reqwest::Client) -> Child {
+    let child = Command::new(notifd())
+        .arg("--config")
+        .arg(config)
+        .env("RUST_LOG", "error")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = http.get(format!("{base}/readyz")).send().await
+            && response.status().is_success()
+        {
+            return child;
+        }
+        assert!(Instant::now() < deadline, "notifd did not become ready");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Kill points: between 5 and 60 acknowledged creates into each run, varying, repeatable.
+fn kill_after(run: u64) -> usize {
+    5 + usize::try_from(run.wrapping_mul(2_654_435_761) % 56).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_creates_survive_sigkill_and_are_delivered() {
+    let directory = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = directory.path().join("notif.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nexpiry_sweep_seconds = 3600\n\
+             [dispatcher]\nlease_seconds = 1\nrequest_timeout_ms = 500\nretry_initial_delay_ms = 50\nretry_max_delay_ms = 500\n\
+             [rate_limits]\nper_user_per_second = 100000.0\nper_user_burst = 100000.0\n",
+            directory.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    let receiver = SandboxProviders::start().await.unwrap();
+    let browser_key = WebPushGateway::generate_vapid_key();
+    let browser_public = ES256KeyPair::from_bytes(&browser_key)
+        .unwrap()
+        .public_key()
+        .public_key()
+        .to_bytes_uncompressed();
+    receiver.register_web_push_keys("crash-browser", browser_key, vec![3; 16]);
+
+    let mut child = start(&config, &base, &http).await;
+    let sign_in: Value = http
+        .post(format!("{base}/dev/sign-in"))
+        .form(&[("client_id", "demo-client"), ("user", "alice")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = sign_in["access_token"].as_str().unwrap().to_owned();
+    let subscribed = http
+        .post(format!("{base}/me/notifications/subscriptions"))
+        .bearer_auth(&token)
+        .json(&json!({
+            "platform": "webPush",
+            "endpoint": receiver.web_push_endpoint("crash-browser"),
+            "keys": {"p256dh": URL_SAFE_NO_PAD.encode(browser_public), "auth": URL_SAFE_NO_PAD.encode([3u8; 16])},
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert!(subscribed.status().is_success());
+
+    let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
+    for run in 0..=KILLS {
+        // Everything acknowledged before the last kill is there after the restart.
+        for id in acknowledged.lock().unwrap().clone() {
+            let found = http
+                .get(format!("{base}/me/notifications/{id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(
+                found.status(),
+                200,
+                "acknowledged create {id} lost after kill {run}"
+            );
+        }
+        if run == KILLS {
+            break;
+        }
+        let target = acknowledged.lock().unwrap().len() + kill_after(run);
+        let mut clients = Vec::new();
+        for client in 0..CLIENTS {
+            let (http, base, token, acknowledged) = (
+                http.clone(),
+                base.clone(),
+                token.clone(),
+                acknowledged.clone(),
+            );
+            clients.push(tokio::spawn(async move {
+                for number in 0.. {
+                    let body = json!({
+                        "targetHostName": DEMO_HOST,
+                        "appNotificationId": format!("run{run}-client{client}-n{number}"),
+                        "payload": {"rawContent": format!("{run}/{client}/{number}")},
+                    });
+                    let Ok(response) = http
+                        .post(format!("{base}/me/notifications"))
+                        .bearer_auth(&token)
+                        .json(&body)
+                        .send()
+                        .await
+                    else {
+                        return;
+                    };
+                    if response.status() == 201 {
+                        let Ok(created) = response.json::<Value>().await else {
+                            return;
+                        };
+                        acknowledged
+                            .lock()
+                            .unwrap()
+                            .push(created["id"].as_str().unwrap().to_owned());
+                    }
+                }
+            }));
+        }
+        while acknowledged.lock().unwrap().len() < target {
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        child.kill().await.unwrap();
+        for client in clients {
+            client.await.unwrap();
+        }
+        child = start(&config, &base, &http).await;
+    }
+
+    let acknowledged: BTreeSet<String> = acknowledged.lock().unwrap().iter().cloned().collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let deliveries = loop {
+        let mut deliveries: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for push in receiver.pushes() {
+            if let Some(envelope) = push.envelope {
+                deliveries
+                    .entry(envelope["id"].as_str().unwrap_or_default().to_owned())
+                    .or_default()
+                    .push(envelope["changeSeq"].as_u64().unwrap_or_default());
+            }
+        }
+        if acknowledged.iter().all(|id| deliveries.contains_key(id)) {
+            break deliveries;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} acknowledged creates were never delivered",
+            acknowledged
+                .iter()
+                .filter(|id| !deliveries.contains_key(*id))
+                .count(),
+            acknowledged.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let duplicates: usize = deliveries.values().map(|seqs| seqs.len() - 1).sum();
+    for seqs in deliveries.values() {
+        assert!(
+            seqs.windows(2).all(|pair| pair[0] == pair[1]),
+            "a duplicate carries the same changeSeq"
+        );
+    }
+    eprintln!(
+        "crash suite: {KILLS} SIGKILLs, {} acknowledged, {} found, {} delivered, {duplicates} duplicate deliveries",
+        acknowledged.len(),
+        acknowledged.len(),
+        acknowledged
+            .iter()
+            .filter(|id| deliveries.contains_key(*id))
+            .count(),
+    );
+    child.kill().await.unwrap();
+}
