@@ -130,7 +130,8 @@ async fn acknowledged_creates_survive_sigkill_and_are_delivered() {
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
     for run in 0..=KILLS {
         // Everything acknowledged before the last kill is there after the restart.
-        for id in acknowledged.lock().unwrap().clone() {
+        let so_far = acknowledged.lock().unwrap().clone();
+        for id in so_far {
             let found = http
                 .get(format!("{base}/me/notifications/{id}"))
                 .bearer_auth(&token)
