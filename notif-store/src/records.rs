@@ -346,6 +346,11 @@ pub(crate) struct JobRecord {
     due: i64,
     attempts: u32,
     expires_at: i64,
+    /// Set while the job is leased: when the lease ends.
+    leased_until: Option<i64>,
+    /// Whether the job waits for an in-flight send of an older change to the same endpoint,
+    /// so pushes of one notification never overtake each other.
+    waits_for_in_flight: bool,
 }
 
 impl JobRecord {
@@ -360,7 +365,31 @@ impl JobRecord {
             due: job.due.unix_millis(),
             attempts: job.attempts,
             expires_at: job.expires_at.unix_millis(),
+            leased_until: None,
+            waits_for_in_flight: false,
         }
+    }
+
+    /// Marks the job leased until `until`.
+    pub(crate) fn leased_until(mut self, until: Timestamp) -> Self {
+        self.leased_until = Some(until.unix_millis());
+        self
+    }
+
+    /// Marks the job as waiting for an older in-flight send.
+    pub(crate) fn waiting_for_in_flight(mut self, waiting: bool) -> Self {
+        self.waits_for_in_flight = waiting;
+        self
+    }
+
+    /// When the lease of a leased job ends.
+    pub(crate) fn lease_end(&self) -> Option<Timestamp> {
+        self.leased_until.map(Timestamp::from_unix_millis)
+    }
+
+    /// Whether it waits for an older in-flight send.
+    pub(crate) fn waits_for_in_flight(&self) -> bool {
+        self.waits_for_in_flight
     }
 
     /// Back to the domain: the feed and the job.

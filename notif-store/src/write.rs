@@ -175,7 +175,9 @@ fn put_notification<E: Engine + ?Sized>(
     Ok(unread.saturating_sub(u64::from(was_unread)) + u64::from(is_unread))
 }
 
-/// Queues `job`, superseding a pending job for the same (notification, subscription).
+/// Queues `job`, superseding a pending job for the same (notification, subscription). When
+/// the superseded job is in flight, the new one waits for it (until it settles or its lease
+/// ends), so a device never receives an older change after a newer one.
 fn put_job<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
     feed: &FeedKey,
@@ -183,20 +185,31 @@ fn put_job<E: Engine + ?Sized>(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let key = keys::job_key(job.notification, job.subscription);
-    // A superseded job's due entry goes with it; an undecodable one is overwritten, and its
-    // orphaned due entry is dropped when it comes due.
-    if let Some(Ok((_, previous))) = tx
-        .record::<JobRecord>(Tree::Jobs, &key)?
-        .map(|record| record.into_domain(&key))
-    {
-        tx.delete(Tree::Due, keys::due_key(previous.due, &key));
+    let mut job = job.clone();
+    let mut waiting = false;
+    if let Some(previous) = tx.record::<JobRecord>(Tree::Jobs, &key)? {
+        if let Some(lease_end) = previous.lease_end()
+            && lease_end > now
+        {
+            job.due = lease_end;
+            waiting = true;
+        }
+        // A superseded job's due entry goes with it; an undecodable one is overwritten, and
+        // its orphaned due entry is dropped when it comes due.
+        if let Ok((_, previous)) = previous.into_domain(&key) {
+            tx.delete(Tree::Due, keys::due_key(previous.due, &key));
+        }
     }
-    tx.put(Tree::Jobs, key, &JobRecord::new(job, feed));
+    tx.put(
+        Tree::Jobs,
+        key,
+        &JobRecord::new(&job, feed).waiting_for_in_flight(waiting),
+    );
     tx.put_raw(Tree::Due, keys::due_key(job.due, &key), &[]);
     tx.put(
         Tree::Status,
         key,
-        &StatusRecord::from(&DeliveryRecord::pending(job, now)),
+        &StatusRecord::from(&DeliveryRecord::pending(&job, now)),
     );
     Ok(())
 }
@@ -409,7 +422,11 @@ pub(crate) fn lease_due<E: Engine + ?Sized>(
                 let mut leased_job = job.clone();
                 leased_job.due = now.saturating_add(lease);
                 tx.delete(Tree::Due, due_key);
-                tx.put(Tree::Jobs, job_key, &JobRecord::new(&leased_job, &feed));
+                tx.put(
+                    Tree::Jobs,
+                    job_key,
+                    &JobRecord::new(&leased_job, &feed).leased_until(leased_job.due),
+                );
                 tx.put_raw(Tree::Due, keys::due_key(leased_job.due, &job_key), &[]);
                 leased.push(LeasedJob {
                     job: leased_job,
@@ -445,11 +462,24 @@ pub(crate) fn settle<E: Engine + ?Sized>(
 ) -> Result<(), StoreError> {
     let mut tx = Tx::new(engine);
     let key = keys::job_key(job.notification, job.subscription);
-    let current = tx
-        .record::<JobRecord>(Tree::Jobs, &key)?
-        .map(|record| record.into_domain(&key))
-        .transpose()?;
-    // A newer change superseded the job while it was in flight: leave the newer job alone.
+    let record = tx.record::<JobRecord>(Tree::Jobs, &key)?;
+    let newer_waits = record.as_ref().is_some_and(JobRecord::waits_for_in_flight);
+    let current = record.map(|record| record.into_domain(&key)).transpose()?;
+    if let Some((feed, newer)) = &current
+        && newer.change_seq != job.change_seq
+        && newer_waits
+    {
+        // A newer change superseded the job while it was in flight and waited for it: it may
+        // go now.
+        let released = DeliveryJob {
+            due: now,
+            ..newer.clone()
+        };
+        tx.delete(Tree::Due, keys::due_key(newer.due, &key));
+        tx.put(Tree::Jobs, key, &JobRecord::new(&released, feed));
+        tx.put_raw(Tree::Due, keys::due_key(now, &key), &[]);
+    }
+    // Otherwise a newer change is left alone; only the job's own change settles.
     let current = current.filter(|(_, current)| current.change_seq == job.change_seq);
     let attempts = job.attempts.saturating_add(1);
     match settlement {

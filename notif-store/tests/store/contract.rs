@@ -753,6 +753,15 @@ pub(crate) async fn a_newer_change_supersedes_an_in_flight_job(harness: Harness)
         .update_state(caller(&alice), by_key("n1"), read())
         .await
         .unwrap();
+    assert!(
+        harness
+            .store
+            .lease_due(now, 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the newer change waits for the in-flight one, so pushes never overtake each other"
+    );
     harness
         .store
         .settle(
