@@ -524,8 +524,13 @@ impl Server {
         let _ = stop_background.send(true);
         let _ = dispatching.await;
         let _ = sweeping.await;
-        store.flush().await.context("flushing the store")?;
         drop(context);
+        // With every user gone, close the store so its directory is free for the next
+        // process (or a restart in this one); otherwise at least make everything durable.
+        match Arc::try_unwrap(store) {
+            Ok(store) => store.close().await.context("closing the store")?,
+            Err(store) => store.flush().await.context("flushing the store")?,
+        }
         served.context("serving")?;
         tracing::info!("stopped");
         Ok(())

@@ -37,6 +37,7 @@ pub struct TestServer {
     running: Option<JoinHandle<anyhow::Result<()>>>,
     /// The data directory; kept alive as long as the server.
     pub data_dir: tempfile::TempDir,
+    config: Config,
 }
 
 fn app(id: &str, host: &str, service: &str, secret: &str, device: &str) -> AppConfig {
@@ -115,7 +116,9 @@ impl TestServer {
     /// # Panics
     /// When the server cannot start.
     pub async fn start_with(config: Config, data_dir: tempfile::TempDir) -> Self {
-        let server = Server::bind(config).await.expect("the server starts");
+        let server = Server::bind(config.clone())
+            .await
+            .expect("the server starts");
         let address = server.local_addr().expect("a listen address");
         let sandbox = server.sandbox().expect("development mode runs the sandbox");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -129,7 +132,35 @@ impl TestServer {
             stop: Some(stop),
             running: Some(running),
             data_dir,
+            config,
         }
+    }
+
+    /// Stops the server gracefully and starts it again on the same address and data
+    /// directory (tokens stay valid: the issuer and its keys are the same).
+    ///
+    /// # Panics
+    /// When the server cannot stop or start.
+    pub async fn restart(mut self) -> Self {
+        let address: std::net::SocketAddr = self
+            .base_url
+            .trim_start_matches("http://")
+            .parse()
+            .expect("an address");
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(running) = self.running.take() {
+            running
+                .await
+                .expect("the server task")
+                .expect("the server ran cleanly");
+        }
+        let mut config = self.config.clone();
+        config.listen = address;
+        let data_dir = tempfile::TempDir::new().expect("a placeholder directory");
+        let data_dir = std::mem::replace(&mut self.data_dir, data_dir);
+        Self::start_with(config, data_dir).await
     }
 
     /// Stops the server gracefully and waits for it.

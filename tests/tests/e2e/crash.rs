@@ -21,25 +21,25 @@ use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike as _, ES256
 const KILLS: u64 = 20;
 const CLIENTS: usize = 8;
 
+/// The notifd binary of this build: `cargo build` makes sure it is current (a no-op when it
+/// is), so the suite never runs a stale server.
 fn notifd() -> PathBuf {
-    // `cargo test --workspace` builds notifd for notif-grpc's own tests; a filtered run may not.
-    let profile_directory = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let binary = profile_directory.join("notifd");
-    if !binary.exists() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = std::process::Command::new(cargo)
             .args(["build", "-p", "notif-grpc", "--bin", "notifd"])
             .status()
             .unwrap();
-        assert!(status.success());
-    }
-    binary
+        assert!(status.success(), "building notifd failed");
+    });
+    let test_binary = std::env::current_exe().unwrap();
+    test_binary
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("notifd")
 }
 
 fn free_port() -> u16 {

@@ -11,3 +11,4 @@ mod crash;
 mod graph;
 mod grpc;
 mod security;
+mod system;

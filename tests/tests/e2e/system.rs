@@ -1,0 +1,494 @@
+//! The system state machine: random operations by three principals (two users of one app, one
+//! user of another) over HTTP and gRPC, with server restarts on the same data directory,
+//! checked after every step against a reference model — answers, listings (tombstones
+//! included), change replay — and, at the end, every push belongs to the right user and never
+//! goes backwards in changeSeq per (device, notification).
+
+use std::collections::BTreeMap;
+
+use notif_grpc::pb;
+use notif_tests::{DEMO_HOST, OTHER_HOST, TestServer};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+use serde_json::{Value, json};
+
+const ACTORS: [(&str, &str, &str); 3] = [
+    ("demo-client", "alice", DEMO_HOST),
+    ("demo-client", "bob", DEMO_HOST),
+    ("other-client", "alice", OTHER_HOST),
+];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Create {
+        actor: usize,
+        key: u8,
+        group: u8,
+        grpc: bool,
+    },
+    Read {
+        actor: usize,
+        key: u8,
+    },
+    Dismiss {
+        actor: usize,
+        key: u8,
+    },
+    DeleteKey {
+        actor: usize,
+        key: u8,
+    },
+    DeleteGroup {
+        actor: usize,
+        group: u8,
+    },
+    Subscribe {
+        actor: usize,
+        device: u8,
+    },
+    Unsubscribe {
+        actor: usize,
+        device: u8,
+    },
+    Restart,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let actor = 0..ACTORS.len();
+    prop_oneof![
+        5 => (actor.clone(), 0u8..3, 0u8..2, any::<bool>()).prop_map(|(actor, key, group, grpc)| Op::Create { actor, key, group, grpc }),
+        2 => (actor.clone(), 0u8..3).prop_map(|(actor, key)| Op::Read { actor, key }),
+        1 => (actor.clone(), 0u8..3).prop_map(|(actor, key)| Op::Dismiss { actor, key }),
+        2 => (actor.clone(), 0u8..3).prop_map(|(actor, key)| Op::DeleteKey { actor, key }),
+        1 => (actor.clone(), 0u8..2).prop_map(|(actor, group)| Op::DeleteGroup { actor, group }),
+        2 => (actor.clone(), 0u8..2).prop_map(|(actor, device)| Op::Subscribe { actor, device }),
+        1 => (actor, 0u8..2).prop_map(|(actor, device)| Op::Unsubscribe { actor, device }),
+        1 => Just(Op::Restart),
+    ]
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    id: String,
+    key: u8,
+    group: u8,
+    deleted: bool,
+    read: bool,
+    action: &'static str,
+    seq: u64,
+}
+
+#[derive(Debug, Default)]
+struct Model {
+    entries: Vec<Vec<Entry>>,
+    seq: Vec<u64>,
+    subscriptions: Vec<BTreeMap<u8, String>>,
+}
+
+impl Model {
+    fn new() -> Self {
+        Self {
+            entries: vec![Vec::new(); ACTORS.len()],
+            seq: vec![0; ACTORS.len()],
+            subscriptions: vec![BTreeMap::new(); ACTORS.len()],
+        }
+    }
+
+    fn live(&mut self, actor: usize, key: u8) -> Option<&mut Entry> {
+        self.entries[actor]
+            .iter_mut()
+            .find(|entry| entry.key == key && !entry.deleted)
+    }
+
+    fn next_seq(&mut self, actor: usize) -> u64 {
+        self.seq[actor] += 1;
+        self.seq[actor]
+    }
+}
+
+struct World {
+    server: Option<TestServer>,
+    tokens: Vec<String>,
+    model: Model,
+}
+
+fn state_of(value: &Value) -> (String, bool, bool, String, u64) {
+    (
+        value["id"].as_str().unwrap_or_default().to_owned(),
+        value["status"] == "deleted",
+        value["readState"] == "read",
+        value["userActionState"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        value["changeSeq"].as_u64().unwrap_or_default(),
+    )
+}
+
+impl World {
+    fn server(&self) -> &TestServer {
+        self.server.as_ref().unwrap()
+    }
+
+    async fn request(
+        &self,
+        actor: usize,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let server = self.server();
+        let mut request = server
+            .http
+            .request(method, server.url(path))
+            .bearer_auth(&self.tokens[actor]);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn create(&mut self, actor: usize, key: u8, group: u8, grpc: bool) {
+        let host = ACTORS[actor].2;
+        let (id, replaced) = if grpc {
+            let (mut client, _) = self.server().grpc().await;
+            let mut request = tonic::Request::new(pb::CreateNotificationRequest {
+                target_host_name: host.into(),
+                app_notification_id: format!("k{key}"),
+                group_name: Some(format!("g{group}")),
+                raw_content: Some("r".into()),
+                ..Default::default()
+            });
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {}", self.tokens[actor]).parse().unwrap(),
+            );
+            let created = client
+                .create_notification(request)
+                .await
+                .unwrap()
+                .into_inner();
+            (created.notification.unwrap().id, created.replaced)
+        } else {
+            let body = json!({"targetHostName": host, "appNotificationId": format!("k{key}"), "groupName": format!("g{group}"), "payload": {"rawContent": "r"}});
+            let (status, created) = self
+                .request(
+                    actor,
+                    reqwest::Method::POST,
+                    "/me/notifications",
+                    Some(body),
+                )
+                .await;
+            assert!(
+                status == 200 || status == 201,
+                "create answered {status}: {created}"
+            );
+            (created["id"].as_str().unwrap().to_owned(), status == 200)
+        };
+        let seq = self.model.next_seq(actor);
+        match self.model.live(actor, key) {
+            Some(entry) => {
+                assert!(replaced, "a live k{key} exists: must replace");
+                assert_eq!(entry.id, id, "a replace keeps the id");
+                *entry = Entry {
+                    group,
+                    read: false,
+                    action: "noInteraction",
+                    seq,
+                    ..entry.clone()
+                };
+            }
+            None => {
+                assert!(!replaced);
+                assert!(
+                    self.model.entries[actor].iter().all(|entry| entry.id != id),
+                    "a new create gets a new id"
+                );
+                self.model.entries[actor].push(Entry {
+                    id,
+                    key,
+                    group,
+                    deleted: false,
+                    read: false,
+                    action: "noInteraction",
+                    seq,
+                });
+            }
+        }
+    }
+
+    async fn change_state(&mut self, actor: usize, key: u8, body: Value, apply: fn(&mut Entry)) {
+        let id = self.model.live(actor, key).map(|entry| entry.id.clone());
+        let target = id
+            .clone()
+            .unwrap_or_else(|| "01900000-0000-7000-8000-000000000000".into());
+        let (status, _) = self
+            .request(
+                actor,
+                reqwest::Method::PATCH,
+                &format!("/me/notifications/{target}"),
+                Some(body),
+            )
+            .await;
+        match id {
+            Some(_) => {
+                assert_eq!(status, 200);
+                let seq = self.model.next_seq(actor);
+                let entry = self.model.live(actor, key).unwrap();
+                apply(entry);
+                entry.seq = seq;
+            }
+            None => assert_eq!(status, 404),
+        }
+    }
+
+    async fn apply(&mut self, op: &Op) {
+        match *op {
+            Op::Create {
+                actor,
+                key,
+                group,
+                grpc,
+            } => self.create(actor, key, group, grpc).await,
+            Op::Read { actor, key } => {
+                self.change_state(actor, key, json!({"readState": "read"}), |entry| {
+                    entry.read = true
+                })
+                .await;
+            }
+            Op::Dismiss { actor, key } => {
+                self.change_state(
+                    actor,
+                    key,
+                    json!({"userActionState": "dismissed"}),
+                    |entry| entry.action = "dismissed",
+                )
+                .await;
+            }
+            Op::DeleteKey { actor, key } => {
+                let (status, _) = self
+                    .request(
+                        actor,
+                        reqwest::Method::DELETE,
+                        &format!("/me/notifications?appNotificationId=k{key}"),
+                        None,
+                    )
+                    .await;
+                if self.model.live(actor, key).is_some() {
+                    assert_eq!(status, 204);
+                    let seq = self.model.next_seq(actor);
+                    let entry = self.model.live(actor, key).unwrap();
+                    entry.deleted = true;
+                    entry.seq = seq;
+                } else {
+                    assert_eq!(status, 404);
+                }
+            }
+            Op::DeleteGroup { actor, group } => {
+                let (status, _) = self
+                    .request(
+                        actor,
+                        reqwest::Method::DELETE,
+                        &format!("/me/notifications?groupName=g{group}"),
+                        None,
+                    )
+                    .await;
+                let mut members: Vec<usize> = (0..self.model.entries[actor].len())
+                    .filter(|&index| {
+                        let entry = &self.model.entries[actor][index];
+                        entry.group == group && !entry.deleted
+                    })
+                    .collect();
+                members.sort_by(|a, b| {
+                    self.model.entries[actor][*a]
+                        .id
+                        .cmp(&self.model.entries[actor][*b].id)
+                });
+                if members.is_empty() {
+                    assert_eq!(status, 404);
+                }
+                for index in members {
+                    assert_eq!(status, 204);
+                    let seq = self.model.next_seq(actor);
+                    let entry = &mut self.model.entries[actor][index];
+                    entry.deleted = true;
+                    entry.seq = seq;
+                }
+            }
+            Op::Subscribe { actor, device } => {
+                let body = json!({"platform": "android", "registrationToken": format!("sys-{actor}-{device}")});
+                let (status, subscribed) = self
+                    .request(
+                        actor,
+                        reqwest::Method::POST,
+                        "/me/notifications/subscriptions",
+                        Some(body),
+                    )
+                    .await;
+                let id = subscribed["id"].as_str().unwrap().to_owned();
+                match self.model.subscriptions[actor].get(&device) {
+                    Some(existing) => {
+                        assert_eq!(status, 200);
+                        assert_eq!(existing, &id, "renewal keeps the id");
+                    }
+                    None => {
+                        assert_eq!(status, 201);
+                        self.model.subscriptions[actor].insert(device, id);
+                    }
+                }
+            }
+            Op::Unsubscribe { actor, device } => {
+                let id = self.model.subscriptions[actor].remove(&device);
+                let target = id
+                    .clone()
+                    .unwrap_or_else(|| "01900000-0000-7000-8000-000000000001".into());
+                let (status, _) = self
+                    .request(
+                        actor,
+                        reqwest::Method::DELETE,
+                        &format!("/me/notifications/subscriptions/{target}"),
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, if id.is_some() { 204 } else { 404 });
+            }
+            Op::Restart => {
+                let server = self.server.take().unwrap();
+                self.server = Some(server.restart().await);
+            }
+        }
+    }
+
+    async fn check(&self) {
+        for actor in 0..ACTORS.len() {
+            let (_, listing) = self
+                .request(
+                    actor,
+                    reqwest::Method::GET,
+                    "/me/notifications?status=all&$top=1000",
+                    None,
+                )
+                .await;
+            let observed: Vec<_> = listing["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(state_of)
+                .collect();
+            let mut expected: Vec<_> = self.model.entries[actor]
+                .iter()
+                .map(|entry| {
+                    (
+                        entry.id.clone(),
+                        entry.deleted,
+                        entry.read,
+                        entry.action.to_owned(),
+                        entry.seq,
+                    )
+                })
+                .collect();
+            expected.sort_by(|a, b| b.0.cmp(&a.0));
+            assert_eq!(observed, expected, "the listing of actor {actor}");
+
+            let (_, changes) = self
+                .request(
+                    actor,
+                    reqwest::Method::GET,
+                    "/me/notifications/changes?cursor=0&limit=1000",
+                    None,
+                )
+                .await;
+            let replayed: Vec<_> = changes["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(state_of)
+                .collect();
+            let mut by_seq = expected.clone();
+            by_seq.sort_by_key(|entry| entry.4);
+            assert_eq!(replayed, by_seq, "the change replay of actor {actor}");
+
+            let (_, subscriptions) = self
+                .request(
+                    actor,
+                    reqwest::Method::GET,
+                    "/me/notifications/subscriptions",
+                    None,
+                )
+                .await;
+            let mut ids: Vec<String> = subscriptions["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            let mut expected_ids: Vec<String> =
+                self.model.subscriptions[actor].values().cloned().collect();
+            expected_ids.sort();
+            assert_eq!(ids, expected_ids, "the subscriptions of actor {actor}");
+        }
+    }
+
+    fn check_pushes(&self) {
+        let mut last_seq: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for push in self.server().sandbox.pushes() {
+            let message: Value = serde_json::from_slice(&push.body).unwrap();
+            let token = message["message"]["token"].as_str().unwrap().to_owned();
+            let actor: usize = token.split('-').nth(1).unwrap().parse().unwrap();
+            let envelope = push.envelope.unwrap();
+            let id = envelope["id"].as_str().unwrap().to_owned();
+            assert!(
+                self.model.entries[actor].iter().any(|entry| entry.id == id),
+                "a push of another principal's notification reached {token}"
+            );
+            let seq = envelope["changeSeq"].as_u64().unwrap();
+            let previous = last_seq
+                .insert((token.clone(), id.clone()), seq)
+                .unwrap_or(0);
+            assert!(
+                seq >= previous,
+                "changeSeq went backwards at {token} for {id}: {previous} then {seq}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_system_agrees_with_the_model() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut runner = TestRunner::new(Config {
+        cases: 12,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&proptest::collection::vec(op(), 1..30), |ops| {
+            runtime.block_on(async {
+                let server = TestServer::start().await;
+                let mut tokens = Vec::new();
+                for (client, user, _) in ACTORS {
+                    tokens.push(server.sign_in(client, user).await);
+                }
+                let mut world = World {
+                    server: Some(server),
+                    tokens,
+                    model: Model::new(),
+                };
+                for op in &ops {
+                    world.apply(op).await;
+                    world.check().await;
+                }
+                world.check_pushes();
+                world.server.take().unwrap().stop().await;
+            });
+            Ok(())
+        })
+        .unwrap();
+}
