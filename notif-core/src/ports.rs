@@ -279,15 +279,14 @@ pub trait DeliveryQueue: Send + Sync + Debug {
         lease: Duration,
     ) -> Result<Vec<LeasedJob>, StoreError>;
 
-    /// Applies the settlement of an attempt at `job`, and records its delivery status. A job
-    /// superseded by a newer change meanwhile is left to that change.
+    /// Applies the settlements of attempts, in one write, and records their delivery status. A
+    /// job superseded by a newer change meanwhile is left to that change.
     ///
     /// # Errors
     /// A storage failure.
     async fn settle(
         &self,
-        job: &DeliveryJob,
-        settlement: Settlement,
+        settlements: Vec<(DeliveryJob, Settlement)>,
         now: Timestamp,
     ) -> Result<(), StoreError>;
 

@@ -10,12 +10,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use notif_core::delivery::{DeliveryOutcome, Jitter, RetryPolicy, Settlement, settle};
+use notif_core::fanout::DeliveryJob;
 use notif_core::ids::AppId;
 use notif_core::platform::Platform;
 use notif_core::ports::{Clock, DeliveryQueue, LeasedJob, PushGateway};
 use notif_core::push::plan_push;
 use notif_core::time::Timestamp;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 /// The wall clock, for the dispatcher and the server.
@@ -202,6 +203,12 @@ impl Dispatcher {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut in_flight = JoinSet::new();
+        let (settlements, outcomes) = mpsc::channel(SETTLEMENT_QUEUE);
+        let settling = tokio::spawn(settle_batches(
+            Arc::clone(&self.queue),
+            Arc::clone(&self.clock),
+            outcomes,
+        ));
         'dispatch: loop {
             while in_flight.try_join_next().is_some() {}
             let now = self.clock.now();
@@ -230,8 +237,8 @@ impl Dispatcher {
                             reason: format!("the app has no {} credential", job.job.platform),
                         });
                     self.stats.record(&settlement);
-                    if let Err(error) = self.queue.settle(&job.job, settlement, now).await {
-                        tracing::warn!(%error, "settling a job failed");
+                    if settlements.send((job.job, settlement)).await.is_err() {
+                        break 'dispatch;
                     }
                     continue;
                 };
@@ -245,7 +252,7 @@ impl Dispatcher {
                 in_flight.spawn(deliver(
                     job,
                     Arc::clone(&route.gateway),
-                    Arc::clone(&self.queue),
+                    settlements.clone(),
                     Arc::clone(&self.clock),
                     self.config.retry.clone(),
                     Arc::clone(&self.stats),
@@ -279,13 +286,38 @@ impl Dispatcher {
             );
             in_flight.abort_all();
         }
+        // With the last sender gone, the settler writes what is queued and stops.
+        drop(settlements);
+        drop(in_flight);
+        let _ = settling.await;
+    }
+}
+
+/// Most settlements queued for the store; senders wait when it is full.
+const SETTLEMENT_QUEUE: usize = 4096;
+/// Most settlements written in one store command.
+const SETTLEMENT_BATCH: usize = 512;
+
+/// Writes settlements in batches: one store command for everything that finished while the
+/// previous batch was being written, instead of one per push.
+async fn settle_batches(
+    queue: Arc<dyn DeliveryQueue>,
+    clock: Arc<dyn Clock>,
+    mut outcomes: mpsc::Receiver<(DeliveryJob, Settlement)>,
+) {
+    let mut batch = Vec::with_capacity(SETTLEMENT_BATCH);
+    while outcomes.recv_many(&mut batch, SETTLEMENT_BATCH).await > 0 {
+        let settled = std::mem::take(&mut batch);
+        if let Err(error) = queue.settle(settled, clock.now()).await {
+            tracing::warn!(%error, "settling jobs failed; they come back when their leases end");
+        }
     }
 }
 
 async fn deliver(
     leased: LeasedJob,
     gateway: Arc<dyn PushGateway>,
-    queue: Arc<dyn DeliveryQueue>,
+    settlements: mpsc::Sender<(DeliveryJob, Settlement)>,
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     stats: Arc<DispatchStats>,
@@ -304,7 +336,6 @@ async fn deliver(
     let now = clock.now();
     let settlement = settle(&leased.job, &outcome, &retry, now, jitter());
     stats.record(&settlement);
-    if let Err(error) = queue.settle(&leased.job, settlement, now).await {
-        tracing::warn!(%error, "settling a job failed; it will be retried when its lease ends");
-    }
+    // The settler is gone only at shutdown; the job then comes back when its lease ends.
+    let _ = settlements.send((leased.job, settlement)).await;
 }

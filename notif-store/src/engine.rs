@@ -205,8 +205,10 @@ impl SledEngine {
     pub(crate) fn open(directory: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(directory)
-            // Durability comes from the store's explicit group-commit flush; sled's own
-            // periodic flush stays on as a second line.
+            // Durability comes from the store's explicit group-commit flush. sled's periodic
+            // flusher thread would only add a second owner that can outlive `close` and keep
+            // the directory locked against a reopen.
+            .flush_every_ms(None)
             .open()
             .map_err(unavailable)?;
         let trees = Tree::ALL

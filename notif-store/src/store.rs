@@ -302,16 +302,14 @@ impl<E: Engine> DeliveryQueue for Store<E> {
 
     async fn settle(
         &self,
-        job: &DeliveryJob,
-        settlement: Settlement,
+        settlements: Vec<(DeliveryJob, Settlement)>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let job = job.clone();
         // Delivery is at least once: a settlement lost in a crash means the job comes back
         // when its lease ends and is sent again, which devices deduplicate by id and
         // changeSeq. Not flushing here keeps the fsyncs for the writes clients wait on.
         self.command(false, move |engine| {
-            write::settle(engine, &job, settlement, now)
+            write::settle(engine, &settlements, now)
         })
         .await
     }

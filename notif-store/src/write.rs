@@ -453,14 +453,26 @@ pub(crate) fn lease_due<E: Engine + ?Sized>(
     Ok(leased)
 }
 
-/// Applies the settlement of an attempt at `job`.
+/// Applies the settlements of attempts, in one commit.
 pub(crate) fn settle<E: Engine + ?Sized>(
     engine: &E,
+    settlements: &[(DeliveryJob, Settlement)],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut tx = Tx::new(engine);
+    for (job, settlement) in settlements {
+        settle_one(&mut tx, job, settlement.clone(), now)?;
+    }
+    tx.commit()
+}
+
+/// Applies the settlement of an attempt at `job`.
+fn settle_one<E: Engine + ?Sized>(
+    tx: &mut Tx<'_, E>,
     job: &DeliveryJob,
     settlement: Settlement,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let mut tx = Tx::new(engine);
     let key = keys::job_key(job.notification, job.subscription);
     let record = tx.record::<JobRecord>(Tree::Jobs, &key)?;
     let newer_waits = record.as_ref().is_some_and(JobRecord::waits_for_in_flight);
@@ -485,21 +497,21 @@ pub(crate) fn settle<E: Engine + ?Sized>(
     match settlement {
         Settlement::RemoveSubscription => {
             if let Some(subscription) = tx.subscription(job.subscription)? {
-                remove_subscription(&mut tx, &subscription)?;
+                remove_subscription(tx, &subscription)?;
             }
             let pending = tx
                 .record::<JobRecord>(Tree::Jobs, &key)?
                 .map(|record| record.into_domain(&key))
                 .transpose()?;
             if let Some((_, pending)) = pending {
-                remove_job(&mut tx, &pending);
+                remove_job(tx, &pending);
             }
-            put_status(&mut tx, job, DeliveryState::EndpointGone, attempts, now);
+            put_status(tx, job, DeliveryState::EndpointGone, attempts, now);
         }
         Settlement::Done(state) => {
             if let Some((_, current)) = current {
-                remove_job(&mut tx, &current);
-                put_status(&mut tx, job, state, attempts, now);
+                remove_job(tx, &current);
+                put_status(tx, job, state, attempts, now);
             }
         }
         Settlement::Reschedule { due } => {
@@ -513,7 +525,7 @@ pub(crate) fn settle<E: Engine + ?Sized>(
                 tx.put(Tree::Jobs, key, &JobRecord::new(&rescheduled, &feed));
                 tx.put_raw(Tree::Due, keys::due_key(due, &key), &[]);
                 put_status(
-                    &mut tx,
+                    tx,
                     job,
                     DeliveryState::Retrying { next_attempt: due },
                     attempts,
@@ -522,7 +534,7 @@ pub(crate) fn settle<E: Engine + ?Sized>(
             }
         }
     }
-    tx.commit()
+    Ok(())
 }
 
 /// Removes notifications and subscriptions expired at `now`, at most `limit` of each.

@@ -674,8 +674,10 @@ pub(crate) async fn settlements_update_jobs_and_status(harness: Harness) {
     harness
         .store
         .settle(
-            &by_platform(Platform::Windows).job,
-            Settlement::Done(DeliveryState::Delivered { at: now }),
+            vec![(
+                by_platform(Platform::Windows).job.clone(),
+                Settlement::Done(DeliveryState::Delivered { at: now }),
+            )],
             now,
         )
         .await
@@ -683,8 +685,10 @@ pub(crate) async fn settlements_update_jobs_and_status(harness: Harness) {
     harness
         .store
         .settle(
-            &by_platform(Platform::Android).job,
-            Settlement::Reschedule { due: retry_at },
+            vec![(
+                by_platform(Platform::Android).job.clone(),
+                Settlement::Reschedule { due: retry_at },
+            )],
             now,
         )
         .await
@@ -692,8 +696,10 @@ pub(crate) async fn settlements_update_jobs_and_status(harness: Harness) {
     harness
         .store
         .settle(
-            &by_platform(Platform::Ios).job,
-            Settlement::RemoveSubscription,
+            vec![(
+                by_platform(Platform::Ios).job.clone(),
+                Settlement::RemoveSubscription,
+            )],
             now,
         )
         .await
@@ -765,8 +771,10 @@ pub(crate) async fn a_newer_change_supersedes_an_in_flight_job(harness: Harness)
     harness
         .store
         .settle(
-            &in_flight.job,
-            Settlement::Done(DeliveryState::Delivered { at: now }),
+            vec![(
+                in_flight.job.clone(),
+                Settlement::Done(DeliveryState::Delivered { at: now }),
+            )],
             now,
         )
         .await
@@ -926,8 +934,10 @@ async fn deliver_everything(harness: &Harness) {
         harness
             .store
             .settle(
-                &leased.job,
-                Settlement::Done(DeliveryState::Delivered { at: now }),
+                vec![(
+                    leased.job.clone(),
+                    Settlement::Done(DeliveryState::Delivered { at: now }),
+                )],
                 now,
             )
             .await

@@ -371,8 +371,10 @@ impl Run {
                 for leased in self.store().lease_due(now, 10_000, LEASE).await.unwrap() {
                     self.store()
                         .settle(
-                            &leased.job,
-                            Settlement::Done(DeliveryState::Delivered { at: now }),
+                            vec![(
+                                leased.job.clone(),
+                                Settlement::Done(DeliveryState::Delivered { at: now }),
+                            )],
                             now,
                         )
                         .await

@@ -1,0 +1,526 @@
+//! `notif-bench`: performance as ratios against baselines measured in the same run.
+//!
+//! Scenarios (all by default, or name some): `grpc` (create-and-fan-out over gRPC vs an empty
+//! unary handler), `store` and `delivery` (the crates' own benches, run and collected),
+//! `feed` (list and changes-since latency at 1,000 vs 100,000 notifications), `memory` (idle
+//! RSS of notifd and growth per 100,000 pending jobs), `latency` (p99 create latency at half the
+//! maximum throughput). `--quick` shortens every scenario. Writes `target/notif-bench.json`.
+
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::print_stderr)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use notif_core::feed::FeedOp;
+use notif_core::ids::{AppId, HostName, NotificationId, UserId};
+use notif_core::notification::{
+    ChangeSeq, DraftContext, FeedKey, Limits, NotificationDraft, VisualContentDraft,
+};
+use notif_core::ports::{ListQuery, NotificationStore};
+use notif_core::time::Timestamp;
+use notif_grpc::RateLimits;
+use notif_grpc::pb;
+use notif_tests::{DEMO_HOST, TestServer, test_config};
+use serde_json::{Value, json};
+use tonic::transport::Channel;
+
+const CONCURRENCY: usize = 64;
+
+struct Settings {
+    quick: bool,
+}
+
+impl Settings {
+    fn round(&self) -> Duration {
+        if self.quick {
+            Duration::from_secs(2)
+        } else {
+            Duration::from_secs(5)
+        }
+    }
+
+    fn rounds(&self) -> usize {
+        if self.quick { 1 } else { 3 }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 - 1.0) * fraction).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+struct Load {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// Runs `call` from `CONCURRENCY` tasks for `duration`, optionally paced to `rate` calls/s.
+async fn load<F, Fut>(duration: Duration, rate: Option<f64>, call: F) -> Load
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let call = Arc::new(call);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..CONCURRENCY {
+        let call = Arc::clone(&call);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let interval = rate.map(|rate| Duration::from_secs_f64(CONCURRENCY as f64 / rate));
+            let mut next = Instant::now();
+            let mut number = 0u64;
+            while started.elapsed() < duration {
+                if let Some(interval) = interval {
+                    tokio::time::sleep_until(next.into()).await;
+                    next += interval;
+                }
+                let begun = Instant::now();
+                call(worker, number).await;
+                latencies.push(begun.elapsed());
+                number += 1;
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for task in tasks {
+        latencies.extend(task.await.unwrap());
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    Load {
+        per_second: latencies.len() as f64 / elapsed,
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+    }
+}
+
+async fn bench_server() -> (TestServer, Vec<String>) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path());
+    config.rate_limits = RateLimits {
+        per_app_per_second: 1e9,
+        per_app_burst: 1e9,
+        per_user_per_second: 1e9,
+        per_user_burst: 1e9,
+    };
+    let server = TestServer::start_with(config, data_dir).await;
+    let mut tokens = Vec::new();
+    for user in 0..CONCURRENCY {
+        let token = server.sign_in("demo-client", &format!("user{user}")).await;
+        for platform in ["windows", "android", "ios"] {
+            server
+                .subscribe(&token, platform, &format!("u{user}-{platform}"))
+                .await;
+        }
+        tokens.push(token);
+    }
+    (server, tokens)
+}
+
+async fn channels(server: &TestServer) -> Vec<Channel> {
+    let mut channels = Vec::new();
+    for _ in 0..4 {
+        channels.push(
+            Channel::from_shared(server.base_url.clone())
+                .unwrap()
+                .connect()
+                .await
+                .unwrap(),
+        );
+    }
+    channels
+}
+
+async fn grpc_creates(
+    server: &TestServer,
+    tokens: &[String],
+    duration: Duration,
+    rate: Option<f64>,
+    round: usize,
+) -> Load {
+    let channels = channels(server).await;
+    let tokens = tokens.to_vec();
+    load(duration, rate, move |worker, number| {
+        let channel = channels[worker % channels.len()].clone();
+        let token = tokens[worker].clone();
+        async move {
+            let mut client = pb::notifications_client::NotificationsClient::new(channel);
+            let mut request = tonic::Request::new(pb::CreateNotificationRequest {
+                target_host_name: DEMO_HOST.into(),
+                app_notification_id: format!("r{round}-w{worker}-n{number}"),
+                visual_content: Some(pb::VisualContent {
+                    title: "Hello World!".into(),
+                    body: Some("Notifications are Great!".into()),
+                }),
+                ..Default::default()
+            });
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            client.create_notification(request).await.unwrap();
+        }
+    })
+    .await
+}
+
+async fn empty_handler(server: &TestServer, duration: Duration) -> Load {
+    let channels = channels(server).await;
+    load(duration, None, move |worker, _| {
+        let channel = channels[worker % channels.len()].clone();
+        async move {
+            let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+            client
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .unwrap();
+        }
+    })
+    .await
+}
+
+async fn scenario_grpc(settings: &Settings) -> (Value, f64) {
+    let (server, tokens) = bench_server().await;
+    let mut creates = Vec::new();
+    let mut baselines = Vec::new();
+    let mut last = None;
+    for round in 0..settings.rounds() {
+        baselines.push(empty_handler(&server, settings.round()).await.per_second);
+        let result = grpc_creates(&server, &tokens, settings.round(), None, round).await;
+        creates.push(result.per_second);
+        last = Some(result);
+    }
+    let last = last.unwrap();
+    let (creates, baseline) = (median(creates), median(baselines));
+    let pushes = server.sandbox.pushes().len();
+    server.stop().await;
+    println!(
+        "grpc: create-and-fan-out {creates:.0}/s (p50 {:?}, p99 {:?}) vs empty handler {baseline:.0}/s: ratio {:.2}; {pushes} pushes delivered",
+        last.p50,
+        last.p99,
+        creates / baseline
+    );
+    (
+        json!({"creates_per_s": creates, "p50_ms": last.p50.as_secs_f64() * 1e3, "p99_ms": last.p99.as_secs_f64() * 1e3,
+               "empty_handler_per_s": baseline, "ratio": creates / baseline, "goal": 0.5}),
+        creates,
+    )
+}
+
+async fn scenario_latency(settings: &Settings, max_throughput: f64) -> Value {
+    let (server, tokens) = bench_server().await;
+    let rate = max_throughput / 2.0;
+    let result = grpc_creates(&server, &tokens, settings.round(), Some(rate), 9).await;
+    server.stop().await;
+    println!(
+        "latency: at {rate:.0} creates/s (half of the maximum) p50 {:?}, p99 {:?} (goal p99 <= 5 ms)",
+        result.p50, result.p99
+    );
+    json!({"rate_per_s": rate, "p50_ms": result.p50.as_secs_f64() * 1e3, "p99_ms": result.p99.as_secs_f64() * 1e3, "goal_p99_ms": 5.0})
+}
+
+fn draft(number: u64) -> NotificationDraft {
+    NotificationDraft {
+        target_host_name: Some(DEMO_HOST.into()),
+        app_notification_id: Some(format!("n{number}")),
+        visual_content: Some(VisualContentDraft {
+            title: Some("Hello World!".into()),
+            body: Some("Notifications are Great!".into()),
+        }),
+        ..NotificationDraft::default()
+    }
+}
+
+async fn fill(store: &Arc<notif_store::SledStore>, feed: &FeedKey, count: u64) {
+    let host = HostName::new(DEMO_HOST).unwrap();
+    let now = Timestamp::from_unix_millis(4_000_000_000_000);
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (store, feed, host, next) = (store.clone(), feed.clone(), host.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let number = next.fetch_add(1, Ordering::Relaxed);
+                if number >= count {
+                    return;
+                }
+                let mut random = [0u8; 10];
+                random[2..].copy_from_slice(&number.to_be_bytes());
+                let notification = draft(number)
+                    .validate(
+                        NotificationId::from_parts(number + 1, random),
+                        DraftContext {
+                            feed: &feed,
+                            app_host: &host,
+                            now,
+                            limits: &Limits::default(),
+                        },
+                    )
+                    .unwrap();
+                store
+                    .write(&feed, FeedOp::Upsert(Box::new(notification)), now)
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
+async fn feed_latency(
+    store: &Arc<notif_store::SledStore>,
+    feed: &FeedKey,
+    size: u64,
+) -> (f64, f64) {
+    let now = Timestamp::from_unix_millis(4_000_000_000_000);
+    let mut lists = Vec::new();
+    let mut changes = Vec::new();
+    for _ in 0..200 {
+        let started = Instant::now();
+        let page = store.list(feed, &ListQuery::default(), now).await.unwrap();
+        lists.push(started.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(page.notifications.len(), 50);
+        let started = Instant::now();
+        let page = store
+            .changes_since(feed, ChangeSeq::new(size - 50), 100)
+            .await
+            .unwrap();
+        changes.push(started.elapsed().as_secs_f64() * 1e6);
+        assert_eq!(page.changes.len(), 50);
+    }
+    (median(lists), median(changes))
+}
+
+async fn scenario_feed(settings: &Settings) -> Value {
+    let directory = tempfile::tempdir().unwrap();
+    let store = Arc::new(notif_store::SledStore::open(directory.path()).unwrap());
+    let small = FeedKey {
+        app: AppId::new("demo").unwrap(),
+        user: UserId::new("small").unwrap(),
+    };
+    let large = FeedKey {
+        app: AppId::new("demo").unwrap(),
+        user: UserId::new("large").unwrap(),
+    };
+    let large_size = if settings.quick { 20_000 } else { 100_000 };
+    fill(&store, &small, 1_000).await;
+    fill(&store, &large, large_size).await;
+    let (small_list, small_changes) = feed_latency(&store, &small, 1_000).await;
+    let (large_list, large_changes) = feed_latency(&store, &large, large_size).await;
+    println!(
+        "feed: first page {small_list:.0} µs at 1,000 vs {large_list:.0} µs at {large_size}: ratio {:.2}; changes-since {small_changes:.0} µs vs {large_changes:.0} µs: ratio {:.2} (goal <= 1.5)",
+        large_list / small_list,
+        large_changes / small_changes
+    );
+    json!({"large_feed": large_size, "list_us": [small_list, large_list], "list_ratio": large_list / small_list,
+           "changes_us": [small_changes, large_changes], "changes_ratio": large_changes / small_changes, "goal": 1.5})
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn scenario_memory(settings: &Settings) -> Value {
+    let notifd = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("notifd");
+    if !notifd.exists() {
+        println!(
+            "memory: skipped ({} not built; run `cargo build --release --bin notifd`)",
+            notifd.display()
+        );
+        return json!({"skipped": true});
+    }
+    let directory = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let config = directory.path().join("notif.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[rate_limits]\nper_app_per_second = 1e9\nper_app_burst = 1e9\nper_user_per_second = 1e9\nper_user_burst = 1e9\n[dispatcher]\nretry_initial_delay_ms = 3600000\nretry_max_delay_ms = 3600000\n",
+            directory.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(&notifd)
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "error")
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    while http.get(format!("{base}/readyz")).send().await.is_err() {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let pid = child.id().unwrap();
+    let idle = rss_kib(pid);
+    // Ten browsers whose push service never answers (a closed port): every push fails and
+    // waits an hour for its retry, so each create leaves ten pending jobs.
+    let token: Value = http
+        .post(format!("{base}/dev/sign-in"))
+        .form(&[("client_id", "demo-client"), ("user", "mem")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_owned();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    for browser in 0..10 {
+        let body = json!({"platform": "webPush", "endpoint": format!("http://127.0.0.1:{dead}/push/{browser}"),
+                          "keys": {"p256dh": format!("BA{}", "A".repeat(85)), "auth": "A".repeat(22)}});
+        http.post(format!("{base}/me/notifications/subscriptions"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let jobs: u64 = if settings.quick { 20_000 } else { 100_000 };
+    let creates = jobs / 10;
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CONCURRENCY {
+        let (http, base, token, next) = (http.clone(), base.clone(), token.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let number = next.fetch_add(1, Ordering::Relaxed);
+                if number >= creates {
+                    return;
+                }
+                let body = json!({"targetHostName": DEMO_HOST, "appNotificationId": format!("m{number}"), "payload": {"rawContent": "pending"}});
+                http.post(format!("{base}/me/notifications")).bearer_auth(&token).json(&body).send().await.unwrap();
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let loaded = rss_kib(pid);
+    let per_job = (loaded.saturating_sub(idle) as f64 * 1024.0) / jobs as f64;
+    child.kill().await.unwrap();
+    println!(
+        "memory: idle notifd RSS {:.1} MiB (goal <= 30); +{:.0} bytes per pending job over {jobs} jobs (goal <= 1024)",
+        idle as f64 / 1024.0,
+        per_job
+    );
+    json!({"idle_rss_mib": idle as f64 / 1024.0, "pending_jobs": jobs, "bytes_per_pending_job": per_job, "goals": {"idle_mib": 30, "bytes_per_job": 1024}})
+}
+
+/// Runs a crate's own bench (`cargo bench -p <package>`) and returns its JSON summary line.
+fn crate_bench(package: &str, bench: &str, quick: bool) -> Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = std::process::Command::new(cargo);
+    command.args(["bench", "-q", "-p", package, "--bench", bench]);
+    if quick {
+        command.args(["--", "--quick"]);
+    }
+    let output = command.output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    for line in stdout.lines().filter(|line| !line.starts_with('{')) {
+        println!("{package}: {line}");
+    }
+    stdout
+        .lines()
+        .rev()
+        .find_map(|line| serde_json::from_str::<Value>(line).ok())
+        .unwrap_or_else(|| json!({"error": String::from_utf8_lossy(&output.stderr).to_string()}))
+}
+
+fn main() {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    let settings = Settings {
+        quick: arguments.iter().any(|argument| argument == "--quick"),
+    };
+    let chosen: Vec<&str> = arguments
+        .iter()
+        .map(String::as_str)
+        .filter(|argument| !argument.starts_with("--"))
+        .collect();
+    let wanted = |name: &str| chosen.is_empty() || chosen.contains(&name);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut summary = serde_json::Map::new();
+    let started = Instant::now();
+    if wanted("grpc") || wanted("latency") {
+        let (grpc, max_throughput) = runtime.block_on(scenario_grpc(&settings));
+        summary.insert("grpc".into(), grpc);
+        if wanted("latency") {
+            summary.insert(
+                "latency".into(),
+                runtime.block_on(scenario_latency(&settings, max_throughput)),
+            );
+        }
+    }
+    if wanted("store") {
+        summary.insert(
+            "store".into(),
+            crate_bench("notif-store", "store_throughput", settings.quick),
+        );
+    }
+    if wanted("delivery") {
+        summary.insert(
+            "delivery".into(),
+            crate_bench("notif-delivery", "dispatch_throughput", settings.quick),
+        );
+    }
+    if wanted("feed") {
+        summary.insert("feed".into(), runtime.block_on(scenario_feed(&settings)));
+    }
+    if wanted("memory") {
+        summary.insert(
+            "memory".into(),
+            runtime.block_on(scenario_memory(&settings)),
+        );
+    }
+    let path = PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
+        .join("notif-bench.json");
+    let text = serde_json::to_string_pretty(&Value::Object(summary)).unwrap();
+    if std::fs::write(&path, &text).is_err() {
+        eprintln!("could not write {}", path.display());
+    }
+    println!("{text}");
+    println!(
+        "finished in {:.0} s; summary in {}",
+        started.elapsed().as_secs_f64(),
+        path.display()
+    );
+}
