@@ -7,7 +7,6 @@
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use notif_core::feed::FeedOp;
@@ -93,7 +92,7 @@ async fn dispatcher_round(sandbox: &SandboxProviders, notifications: u64, round:
     let running = tokio::spawn(dispatcher.run(async move {
         let _ = stopped.await;
     }));
-    while stats.delivered.load(Ordering::Relaxed) < expected {
+    while stats.total(notif_delivery::AttemptOutcome::Delivered) < expected {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let rate = expected as f64 / started.elapsed().as_secs_f64();

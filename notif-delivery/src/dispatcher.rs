@@ -112,32 +112,84 @@ impl Default for DispatcherConfig {
     }
 }
 
-/// Counts of what the dispatcher did, for metrics.
+/// What became of a push attempt, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// Accepted by the provider.
+    Delivered,
+    /// To be retried.
+    Retried,
+    /// The endpoint is gone; the subscription was pruned.
+    EndpointGone,
+    /// Refused for good, or given up on.
+    Failed,
+    /// Dropped at the notification's expiration.
+    Expired,
+}
+
+impl AttemptOutcome {
+    /// Every outcome, in a fixed order.
+    pub const ALL: [AttemptOutcome; 5] = [
+        AttemptOutcome::Delivered,
+        AttemptOutcome::Retried,
+        AttemptOutcome::EndpointGone,
+        AttemptOutcome::Failed,
+        AttemptOutcome::Expired,
+    ];
+
+    /// The metric label.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Retried => "retried",
+            AttemptOutcome::EndpointGone => "endpoint_gone",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Expired => "expired",
+        }
+    }
+
+    fn of(settlement: &Settlement) -> Self {
+        use notif_core::delivery::DeliveryState;
+        match settlement {
+            Settlement::Done(DeliveryState::Delivered { .. }) => AttemptOutcome::Delivered,
+            Settlement::Done(DeliveryState::Expired) => AttemptOutcome::Expired,
+            Settlement::Done(_) => AttemptOutcome::Failed,
+            Settlement::Reschedule { .. } => AttemptOutcome::Retried,
+            Settlement::RemoveSubscription => AttemptOutcome::EndpointGone,
+        }
+    }
+}
+
+/// Counts of what the dispatcher did, by platform and outcome, for metrics.
 #[derive(Debug, Default)]
 pub struct DispatchStats {
-    /// Pushes accepted by providers.
-    pub delivered: AtomicU64,
-    /// Attempts to be retried.
-    pub retried: AtomicU64,
-    /// Endpoints reported gone (subscriptions pruned).
-    pub endpoints_gone: AtomicU64,
-    /// Pushes refused for good (or given up on).
-    pub failed: AtomicU64,
-    /// Pushes dropped at their notification's expiration.
-    pub expired: AtomicU64,
+    counts: [[AtomicU64; 5]; 4],
+}
+
+fn platform_index(platform: Platform) -> usize {
+    Platform::ALL
+        .iter()
+        .position(|candidate| *candidate == platform)
+        .unwrap_or(0)
 }
 
 impl DispatchStats {
-    fn record(&self, settlement: &Settlement) {
-        use notif_core::delivery::DeliveryState;
-        let counter = match settlement {
-            Settlement::Done(DeliveryState::Delivered { .. }) => &self.delivered,
-            Settlement::Done(DeliveryState::Expired) => &self.expired,
-            Settlement::Done(_) => &self.failed,
-            Settlement::Reschedule { .. } => &self.retried,
-            Settlement::RemoveSubscription => &self.endpoints_gone,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+    fn record(&self, platform: Platform, settlement: &Settlement) {
+        let outcome = AttemptOutcome::of(settlement) as usize;
+        self.counts[platform_index(platform)][outcome].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Attempts on `platform` that ended in `outcome`.
+    pub fn count(&self, platform: Platform, outcome: AttemptOutcome) -> u64 {
+        self.counts[platform_index(platform)][outcome as usize].load(Ordering::Relaxed)
+    }
+
+    /// Attempts on every platform that ended in `outcome`.
+    pub fn total(&self, outcome: AttemptOutcome) -> u64 {
+        Platform::ALL
+            .iter()
+            .map(|platform| self.count(*platform, outcome))
+            .sum()
     }
 }
 
@@ -236,7 +288,7 @@ impl Dispatcher {
                         Settlement::Done(notif_core::delivery::DeliveryState::Failed {
                             reason: format!("the app has no {} credential", job.job.platform),
                         });
-                    self.stats.record(&settlement);
+                    self.stats.record(job.job.platform, &settlement);
                     if settlements.send((job.job, settlement)).await.is_err() {
                         break 'dispatch;
                     }
@@ -335,7 +387,7 @@ async fn deliver(
     }
     let now = clock.now();
     let settlement = settle(&leased.job, &outcome, &retry, now, jitter());
-    stats.record(&settlement);
+    stats.record(leased.job.platform, &settlement);
     // The settler is gone only at shutdown; the job then comes back when its lease ends.
     let _ = settlements.send((leased.job, settlement)).await;
 }

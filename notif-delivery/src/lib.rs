@@ -31,7 +31,9 @@ mod webpush;
 mod wns;
 
 pub use apns::{APNS_PRODUCTION, APNS_SANDBOX, ApnsConfig, ApnsGateway};
-pub use dispatcher::{DispatchStats, Dispatcher, DispatcherConfig, Gateways, SystemClock};
+pub use dispatcher::{
+    AttemptOutcome, DispatchStats, Dispatcher, DispatcherConfig, Gateways, SystemClock,
+};
 pub use envelope::envelope_json;
 pub use error::Error;
 pub use fcm::{FCM_URL, FcmConfig, FcmGateway, GOOGLE_TOKEN_URL};

@@ -20,6 +20,8 @@ use crate::rate_limit::RateLimiter;
 /// Shared by every handler.
 pub(crate) struct Context {
     pub(crate) service: NotifService,
+    /// The store itself, for its metrics (queue depth, write latency).
+    pub(crate) store: Arc<notif_store::SledStore>,
     pub(crate) verifier: Arc<dyn TokenVerifier>,
     pub(crate) apps: Arc<dyn AppRegistry>,
     pub(crate) identity: Option<Arc<IdentityProvider>>,

@@ -7,7 +7,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use notif_delivery::DispatchStats;
+use notif_core::platform::Platform;
+use notif_delivery::{AttemptOutcome, DispatchStats};
+
+/// The store's figures at scrape time.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StoreFigures {
+    /// Delivery jobs queued, if they could be counted.
+    pub(crate) pending_jobs: Option<u64>,
+    /// Writes so far and their total latency.
+    pub(crate) writes: (u64, Duration),
+}
 
 /// The server's counters.
 #[derive(Debug, Default)]
@@ -57,8 +67,22 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub(crate) fn render(&self) -> String {
+    pub(crate) fn render(&self, store: &StoreFigures) -> String {
         let mut text = String::new();
+        if let Some(pending) = store.pending_jobs {
+            let _ = write!(
+                text,
+                "# HELP notif_queue_depth Delivery jobs queued.\n# TYPE notif_queue_depth gauge\nnotif_queue_depth {pending}\n"
+            );
+        }
+        let (writes, spent) = store.writes;
+        let _ = write!(
+            text,
+            "# HELP notif_store_write_seconds Store write latency, queueing and flush included.\n\
+             # TYPE notif_store_write_seconds summary\n\
+             notif_store_write_seconds_sum {}\nnotif_store_write_seconds_count {writes}\n",
+            spent.as_secs_f64()
+        );
         text.push_str("# HELP notif_requests_total Requests by method and result code.\n");
         text.push_str("# TYPE notif_requests_total counter\n");
         let requests = self
@@ -117,25 +141,25 @@ impl Metrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .as_ref()
         {
-            text.push_str("# HELP notif_pushes_total Push attempts by outcome.\n# TYPE notif_pushes_total counter\n");
-            for (outcome, value) in [
-                ("delivered", &stats.delivered),
-                ("retried", &stats.retried),
-                ("endpoint_gone", &stats.endpoints_gone),
-                ("failed", &stats.failed),
-                ("expired", &stats.expired),
-            ] {
-                let _ = writeln!(
-                    text,
-                    "notif_pushes_total{{outcome=\"{outcome}\"}} {}",
-                    value.load(Ordering::Relaxed)
-                );
+            text.push_str(
+                "# HELP notif_pushes_total Push attempts by platform and outcome.\n# TYPE notif_pushes_total counter\n",
+            );
+            for platform in Platform::ALL {
+                for outcome in AttemptOutcome::ALL {
+                    let _ = writeln!(
+                        text,
+                        "notif_pushes_total{{platform=\"{}\",outcome=\"{}\"}} {}",
+                        platform.as_str(),
+                        outcome.as_str(),
+                        stats.count(platform, outcome)
+                    );
+                }
             }
             counter(
                 &mut text,
                 "notif_subscriptions_pruned_total",
                 "Subscriptions removed because the provider reported the endpoint gone.",
-                stats.endpoints_gone.load(Ordering::Relaxed),
+                stats.total(AttemptOutcome::EndpointGone),
             );
         }
         text

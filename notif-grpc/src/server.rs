@@ -414,6 +414,7 @@ impl Server {
         let (shutting_down, shutting_down_receiver) = watch::channel(false);
         let context = Arc::new(Context {
             service,
+            store: Arc::clone(&store),
             verifier,
             apps: registry,
             identity,

@@ -182,6 +182,9 @@ impl Engine for MemoryEngine {
     }
 }
 
+/// How long an open waits for a previous owner of the directory to let go of it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The sled engine: one sled tree per store tree, multi-tree transactions for atomic batches.
 pub struct SledEngine {
     db: sled::Db,
@@ -203,14 +206,28 @@ fn unavailable(error: sled::Error) -> StoreError {
 
 impl SledEngine {
     pub(crate) fn open(directory: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
+        let config = sled::Config::new()
             .path(directory)
-            // Durability comes from the store's explicit group-commit flush. sled's periodic
-            // flusher thread would only add a second owner that can outlive `close` and keep
-            // the directory locked against a reopen.
-            .flush_every_ms(None)
-            .open()
-            .map_err(unavailable)?;
+            // Durability comes from the store's explicit group-commit flush; sled's periodic
+            // flusher thread would only be a second owner of the files.
+            .flush_every_ms(None);
+        // sled releases its directory lock when the last reference to its files goes, which
+        // its epoch-based reclamation may defer a little past a `close`: a reopen right after
+        // (a restart) waits for it, briefly, instead of failing.
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        let db = loop {
+            match config.open() {
+                Ok(db) => break db,
+                // sled reports a held lock only in the message of an `Other` I/O error.
+                Err(sled::Error::Io(error))
+                    if error.to_string().starts_with("could not acquire lock")
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(error) => return Err(unavailable(error)),
+            }
+        };
         let trees = Tree::ALL
             .iter()
             .map(|tree| db.open_tree(tree.name()))

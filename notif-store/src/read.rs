@@ -147,6 +147,21 @@ pub(crate) fn delivery_status<E: Engine + ?Sized>(
         .collect()
 }
 
+/// How many entries `tree` holds.
+pub(crate) fn count<E: Engine + ?Sized>(engine: &E, tree: Tree) -> Result<u64, StoreError> {
+    let mut count = 0u64;
+    engine.scan(
+        tree,
+        (Bound::Unbounded, Bound::Unbounded),
+        false,
+        &mut |_, _| {
+            count += 1;
+            ControlFlow::Continue(())
+        },
+    )?;
+    Ok(count)
+}
+
 /// When the earliest job is due.
 pub(crate) fn next_due<E: Engine + ?Sized>(engine: &E) -> Result<Option<Timestamp>, StoreError> {
     let mut first = None;

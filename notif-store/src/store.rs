@@ -7,9 +7,10 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use notif_core::delivery::{DeliveryRecord, Settlement};
@@ -48,6 +49,14 @@ pub struct Store<E: Engine> {
     engine: Arc<E>,
     commands: mpsc::Sender<Command<E>>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    writes: WriteStats,
+}
+
+/// How many writes were made and how long they took, queueing and flush included.
+#[derive(Debug, Default)]
+struct WriteStats {
+    count: AtomicU64,
+    nanos: AtomicU64,
 }
 
 /// The durable store on sled: a directory on disk.
@@ -102,7 +111,26 @@ impl<E: Engine> Store<E> {
             engine,
             commands,
             writer: Mutex::new(writer),
+            writes: WriteStats::default(),
         }
+    }
+
+    /// Writes made so far and their total latency (queueing and flush included).
+    pub fn write_latency(&self) -> (u64, Duration) {
+        (
+            self.writes.count.load(Ordering::Relaxed),
+            Duration::from_nanos(self.writes.nanos.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// How many delivery jobs are queued (pending, leased or waiting to retry). Reads the
+    /// whole job index: for metrics scrapes, not hot paths.
+    ///
+    /// # Errors
+    /// A storage failure.
+    pub async fn pending_jobs(&self) -> Result<u64, StoreError> {
+        self.query(|engine| read::count(engine, crate::engine::Tree::Jobs))
+            .await
     }
 
     /// Stops the writer after the queued commands and flushes everything to disk. After it
@@ -115,6 +143,7 @@ impl<E: Engine> Store<E> {
             engine,
             commands,
             writer,
+            writes: _,
         } = self;
         drop(commands);
         let writer = writer.lock().ok().and_then(|mut writer| writer.take());
@@ -143,6 +172,7 @@ impl<E: Engine> Store<E> {
         durable: bool,
         operation: impl FnOnce(&E) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        let started = Instant::now();
         let (reply_sender, reply) = oneshot::channel();
         let run = Box::new(move |engine: &E| -> Reply {
             let result = operation(engine);
@@ -155,9 +185,13 @@ impl<E: Engine> Store<E> {
             .send(Command { durable, run })
             .await
             .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
-        reply
+        let result = reply
             .await
-            .map_err(|_| StoreError::Unavailable("the store writer stopped".into()))?
+            .map_err(|_| StoreError::Unavailable("the store writer stopped".into()))?;
+        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.writes.count.fetch_add(1, Ordering::Relaxed);
+        self.writes.nanos.fetch_add(nanos, Ordering::Relaxed);
+        result
     }
 
     async fn query<T: Send + 'static>(

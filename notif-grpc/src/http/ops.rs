@@ -31,9 +31,13 @@ async fn ready(State(context): State<Arc<Context>>) -> Response {
 }
 
 async fn metrics(State(context): State<Arc<Context>>) -> Response {
+    let store = crate::metrics::StoreFigures {
+        pending_jobs: context.store.pending_jobs().await.ok(),
+        writes: context.store.write_latency(),
+    };
     (
         [("content-type", "text/plain; version=0.0.4")],
-        context.metrics.render(),
+        context.metrics.render(&store),
     )
         .into_response()
 }

@@ -303,6 +303,9 @@ async fn health_reflection_and_metrics() {
         samples.insert(name.to_owned(), value.parse::<f64>().unwrap());
     }
     assert_eq!(samples["notif_notifications_created_total"], 1.0);
+    assert!(samples.contains_key("notif_queue_depth"));
+    assert!(samples["notif_store_write_seconds_count"] >= 1.0);
+    assert!(samples.contains_key("notif_pushes_total{platform=\"Android\",outcome=\"delivered\"}"));
     assert_eq!(
         samples["notif_requests_total{method=\"CreateNotification\",code=\"Ok\"}"],
         1.0
