@@ -180,7 +180,8 @@ pub trait NotificationStore: Send + Sync + Debug {
         now: Timestamp,
     ) -> Result<ListPage, StoreError>;
 
-    /// Up to `limit` changes after `cursor`.
+    /// Up to `limit` changes after `cursor`; notifications expired at `now` have left the feed
+    /// and are skipped (whether or not a sweep removed them yet).
     ///
     /// # Errors
     /// A storage failure.
@@ -189,6 +190,7 @@ pub trait NotificationStore: Send + Sync + Debug {
         feed: &FeedKey,
         cursor: ChangeSeq,
         limit: usize,
+        now: Timestamp,
     ) -> Result<ChangePage, StoreError>;
 
     /// The delivery status of a notification at each targeted endpoint.

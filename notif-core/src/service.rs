@@ -236,7 +236,7 @@ impl NotifService {
         Ok(self
             .ports
             .notifications
-            .changes_since(&feed, cursor, limit)
+            .changes_since(&feed, cursor, limit, self.ports.clock.now())
             .await?)
     }
 
@@ -290,13 +290,17 @@ impl NotifService {
             .await?)
     }
 
-    /// The calling user's subscriptions in the app.
+    /// The calling user's live subscriptions in the app.
     ///
     /// # Errors
     /// Authorization or storage errors.
     pub async fn subscriptions(&self, caller: Caller<'_>) -> Result<Vec<Subscription>, Error> {
         let (feed, _) = self.authorize(caller, Action::ManageSubscriptions).await?;
-        Ok(self.ports.subscriptions.subscriptions(&feed).await?)
+        let now = self.ports.clock.now();
+        let mut subscriptions = self.ports.subscriptions.subscriptions(&feed).await?;
+        // Lapsed ones receive nothing and are swept soon; they are not the user's any more.
+        subscriptions.retain(|subscription| subscription.is_live(now));
+        Ok(subscriptions)
     }
 
     /// Removes one of the calling user's subscriptions.

@@ -79,6 +79,7 @@ pub struct Server {
     dispatcher: Dispatcher,
     sandbox: Option<Arc<SandboxProviders>>,
     shutting_down: watch::Sender<bool>,
+    clock: Arc<dyn Clock>,
     sweep_every: Duration,
     max_concurrent_requests: usize,
 }
@@ -280,6 +281,19 @@ impl Server {
     /// # Errors
     /// When the store, keys, credentials or configuration are unusable.
     pub async fn new(listener: TcpListener, config: Config) -> anyhow::Result<Self> {
+        Self::with_clock(listener, config, Arc::new(SystemClock)).await
+    }
+
+    /// [`Server::new`] with another clock for the domain and the dispatcher (tests move it to
+    /// make notifications expire). Tokens are always checked against the wall clock.
+    ///
+    /// # Errors
+    /// As [`Server::new`].
+    pub async fn with_clock(
+        listener: TcpListener,
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Self> {
         let address = listener
             .local_addr()
             .context("reading the listen address")?;
@@ -378,7 +392,6 @@ impl Server {
         };
         let gateways = build_gateways(&config, &apps, sandbox.as_deref())?;
 
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let limits = Limits {
             max_subscriptions_per_user: config.limits.max_subscriptions_per_user,
             max_raw_content_bytes: config.limits.max_raw_content_bytes,
@@ -397,7 +410,7 @@ impl Server {
         let dispatcher = Dispatcher::new(
             store.clone(),
             gateways,
-            clock,
+            Arc::clone(&clock),
             DispatcherConfig {
                 lease: Duration::from_secs(config.dispatcher.lease_seconds),
                 batch_size: config.dispatcher.batch_size.max(1),
@@ -433,6 +446,7 @@ impl Server {
             dispatcher,
             sandbox,
             shutting_down,
+            clock,
             sweep_every: Duration::from_secs(config.expiry_sweep_seconds.max(1)),
             max_concurrent_requests: config.max_concurrent_requests.max(1),
         })
@@ -464,6 +478,7 @@ impl Server {
             dispatcher,
             sandbox: _sandbox,
             shutting_down,
+            clock,
             sweep_every,
             max_concurrent_requests,
         } = self;
@@ -475,6 +490,7 @@ impl Server {
         }));
         let sweeping = tokio::spawn(sweep_expired(
             store.clone(),
+            clock,
             sweep_every,
             stop_background.subscribe(),
         ));
@@ -542,7 +558,12 @@ impl Server {
 }
 
 /// Removes expired notifications and subscriptions periodically.
-async fn sweep_expired(store: Arc<SledStore>, every: Duration, mut stop: watch::Receiver<bool>) {
+async fn sweep_expired(
+    store: Arc<SledStore>,
+    clock: Arc<dyn Clock>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
     const BATCH: usize = 10_000;
     loop {
         tokio::select! {
@@ -550,7 +571,7 @@ async fn sweep_expired(store: Arc<SledStore>, every: Duration, mut stop: watch::
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
         loop {
-            match store.expire(SystemClock.now(), BATCH).await {
+            match store.expire(clock.now(), BATCH).await {
                 Ok(removed) if removed == BATCH => continue,
                 Ok(_) => break,
                 Err(error) => {

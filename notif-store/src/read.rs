@@ -76,6 +76,7 @@ pub(crate) fn changes_since<E: Engine + ?Sized>(
     feed: &FeedKey,
     cursor: ChangeSeq,
     limit: usize,
+    now: Timestamp,
 ) -> Result<ChangePage, StoreError> {
     let prefix = keys::feed_prefix(feed);
     let start = keys::change_key(feed, cursor.next());
@@ -109,7 +110,10 @@ pub(crate) fn changes_since<E: Engine + ?Sized>(
         // number: a notification changed again meanwhile reappears later in the log, so a
         // device following cursors never skips a change.
         next_cursor = seq;
-        if let Some(notification) = Direct(engine).notification(feed, id)? {
+        if let Some(notification) = Direct(engine)
+            .notification(feed, id)?
+            .filter(|notification| notification.expiration > now)
+        {
             changes.push(notification);
         }
     }

@@ -266,9 +266,10 @@ impl<E: Engine> NotificationStore for Store<E> {
         feed: &FeedKey,
         cursor: ChangeSeq,
         limit: usize,
+        now: Timestamp,
     ) -> Result<ChangePage, StoreError> {
         let feed = feed.clone();
-        self.query(move |engine| read::changes_since(engine, &feed, cursor, limit))
+        self.query(move |engine| read::changes_since(engine, &feed, cursor, limit, now))
             .await
     }
 

@@ -38,6 +38,7 @@ pub struct TestServer {
     /// The data directory; kept alive as long as the server.
     pub data_dir: tempfile::TempDir,
     config: Config,
+    clock: Option<Arc<dyn notif_core::ports::Clock>>,
 }
 
 fn app(id: &str, host: &str, service: &str, secret: &str, device: &str) -> AppConfig {
@@ -116,9 +117,26 @@ impl TestServer {
     /// # Panics
     /// When the server cannot start.
     pub async fn start_with(config: Config, data_dir: tempfile::TempDir) -> Self {
-        let server = Server::bind(config.clone())
+        Self::start_with_clock(config, data_dir, None).await
+    }
+
+    /// Starts a server whose domain and dispatcher read `clock` (the wall clock when `None`).
+    ///
+    /// # Panics
+    /// When the server cannot start.
+    pub async fn start_with_clock(
+        config: Config,
+        data_dir: tempfile::TempDir,
+        clock: Option<Arc<dyn notif_core::ports::Clock>>,
+    ) -> Self {
+        let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .expect("the server starts");
+            .expect("the address binds");
+        let server = match &clock {
+            Some(clock) => Server::with_clock(listener, config.clone(), Arc::clone(clock)).await,
+            None => Server::new(listener, config.clone()).await,
+        }
+        .expect("the server starts");
         let address = server.local_addr().expect("a listen address");
         let sandbox = server.sandbox().expect("development mode runs the sandbox");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -133,6 +151,7 @@ impl TestServer {
             running: Some(running),
             data_dir,
             config,
+            clock,
         }
     }
 
@@ -160,7 +179,7 @@ impl TestServer {
         config.listen = address;
         let data_dir = tempfile::TempDir::new().expect("a placeholder directory");
         let data_dir = std::mem::replace(&mut self.data_dir, data_dir);
-        Self::start_with(config, data_dir).await
+        Self::start_with_clock(config, data_dir, self.clock.take()).await
     }
 
     /// Stops the server gracefully and waits for it.

@@ -440,7 +440,7 @@ impl Run {
                     .model
                     .notifications
                     .values()
-                    .filter(|n| n.feed == feed && n.change_seq > cursor)
+                    .filter(|n| n.feed == feed && n.change_seq > cursor && n.expiration > self.now)
                     .cloned()
                     .collect();
                 expected.sort_by_key(|n| n.change_seq);
@@ -449,7 +449,7 @@ impl Run {
                 loop {
                     let page = self
                         .store()
-                        .changes_since(&feed, position, 3)
+                        .changes_since(&feed, position, 3, self.now)
                         .await
                         .unwrap();
                     replayed.extend(page.changes);

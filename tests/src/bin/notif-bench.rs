@@ -298,7 +298,7 @@ async fn feed_latency(
         assert_eq!(page.notifications.len(), 50);
         let started = Instant::now();
         let page = store
-            .changes_since(feed, ChangeSeq::new(size - 50), 100)
+            .changes_since(feed, ChangeSeq::new(size - 50), 100, now)
             .await
             .unwrap();
         changes.push(started.elapsed().as_secs_f64() * 1e6);

@@ -1,10 +1,17 @@
 //! The system state machine: random operations by three principals (two users of one app, one
-//! user of another) over HTTP and gRPC, with server restarts on the same data directory,
+//! user of another) over HTTP and gRPC, with server restarts on the same data directory and a clock moved past expirations,
 //! checked after every step against a reference model — answers, listings (tombstones
 //! included), change replay — and, at the end, every push belongs to the right user and never
 //! goes backwards in changeSeq per (device, notification).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use notif_core::ports::Clock as _;
+use notif_core::testing::FixedClock;
+use notif_core::time::Timestamp;
+use notif_delivery::SystemClock;
 
 use notif_grpc::pb;
 use notif_tests::{DEMO_HOST, OTHER_HOST, TestServer};
@@ -51,6 +58,10 @@ enum Op {
         device: u8,
     },
     Restart,
+    /// Moves the clock forward; notifications live 7 days.
+    Advance {
+        days: u8,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -64,6 +75,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (actor.clone(), 0u8..2).prop_map(|(actor, device)| Op::Subscribe { actor, device }),
         1 => (actor, 0u8..2).prop_map(|(actor, device)| Op::Unsubscribe { actor, device }),
         1 => Just(Op::Restart),
+        1 => (1u8..9).prop_map(|days| Op::Advance { days }),
     ]
 }
 
@@ -76,6 +88,7 @@ struct Entry {
     read: bool,
     action: &'static str,
     seq: u64,
+    expiration: Timestamp,
 }
 
 #[derive(Debug, Default)]
@@ -83,6 +96,9 @@ struct Model {
     entries: Vec<Vec<Entry>>,
     seq: Vec<u64>,
     subscriptions: Vec<BTreeMap<u8, String>>,
+    /// Every id each principal ever created, expired ones included (their pushes may still
+    /// arrive).
+    created: Vec<std::collections::BTreeSet<String>>,
 }
 
 impl Model {
@@ -91,6 +107,7 @@ impl Model {
             entries: vec![Vec::new(); ACTORS.len()],
             seq: vec![0; ACTORS.len()],
             subscriptions: vec![BTreeMap::new(); ACTORS.len()],
+            created: vec![std::collections::BTreeSet::new(); ACTORS.len()],
         }
     }
 
@@ -98,6 +115,13 @@ impl Model {
         self.entries[actor]
             .iter_mut()
             .find(|entry| entry.key == key && !entry.deleted)
+    }
+
+    /// At expiration a notification leaves the feed entirely, tombstones included.
+    fn expire(&mut self, now: Timestamp) {
+        for entries in &mut self.entries {
+            entries.retain(|entry| entry.expiration > now);
+        }
     }
 
     fn next_seq(&mut self, actor: usize) -> u64 {
@@ -110,6 +134,9 @@ struct World {
     server: Option<TestServer>,
     tokens: Vec<String>,
     model: Model,
+    clock: Arc<FixedClock>,
+    /// Days advanced so far; kept under the 30-day subscription lifetime.
+    advanced: u32,
 }
 
 fn state_of(value: &Value) -> (String, bool, bool, String, u64) {
@@ -188,6 +215,10 @@ impl World {
             (created["id"].as_str().unwrap().to_owned(), status == 200)
         };
         let seq = self.model.next_seq(actor);
+        let expiration = self
+            .clock
+            .now()
+            .saturating_add(Duration::from_secs(7 * 86_400));
         match self.model.live(actor, key) {
             Some(entry) => {
                 assert!(replaced, "a live k{key} exists: must replace");
@@ -197,6 +228,7 @@ impl World {
                     read: false,
                     action: "noInteraction",
                     seq,
+                    expiration,
                     ..entry.clone()
                 };
             }
@@ -206,6 +238,7 @@ impl World {
                     self.model.entries[actor].iter().all(|entry| entry.id != id),
                     "a new create gets a new id"
                 );
+                self.model.created[actor].insert(id.clone());
                 self.model.entries[actor].push(Entry {
                     id,
                     key,
@@ -214,6 +247,7 @@ impl World {
                     read: false,
                     action: "noInteraction",
                     seq,
+                    expiration,
                 });
             }
         }
@@ -358,6 +392,14 @@ impl World {
                 let server = self.server.take().unwrap();
                 self.server = Some(server.restart().await);
             }
+            Op::Advance { days } => {
+                if self.advanced + u32::from(days) < 30 {
+                    self.advanced += u32::from(days);
+                    self.clock
+                        .advance(Duration::from_secs(u64::from(days) * 86_400));
+                    self.model.expire(self.clock.now());
+                }
+            }
         }
     }
 
@@ -441,7 +483,7 @@ impl World {
             let envelope = push.envelope.unwrap();
             let id = envelope["id"].as_str().unwrap().to_owned();
             assert!(
-                self.model.entries[actor].iter().any(|entry| entry.id == id),
+                self.model.created[actor].contains(&id),
                 "a push of another principal's notification reached {token}"
             );
             let seq = envelope["changeSeq"].as_u64().unwrap();
@@ -471,7 +513,11 @@ fn the_system_agrees_with_the_model() {
     runner
         .run(&proptest::collection::vec(op(), 1..30), |ops| {
             runtime.block_on(async {
-                let server = TestServer::start().await;
+                let clock = Arc::new(FixedClock::new(SystemClock.now()));
+                let data_dir = tempfile::tempdir().unwrap();
+                let config = notif_tests::test_config(data_dir.path());
+                let server =
+                    TestServer::start_with_clock(config, data_dir, Some(clock.clone())).await;
                 let mut tokens = Vec::new();
                 for (client, user, _) in ACTORS {
                     tokens.push(server.sign_in(client, user).await);
@@ -480,6 +526,8 @@ fn the_system_agrees_with_the_model() {
                     server: Some(server),
                     tokens,
                     model: Model::new(),
+                    clock,
+                    advanced: 0,
                 };
                 for op in &ops {
                     world.apply(op).await;
