@@ -44,6 +44,7 @@ enum Op {
     DeleteKey {
         actor: usize,
         key: u8,
+        by_id: bool,
     },
     DeleteGroup {
         actor: usize,
@@ -70,7 +71,7 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (actor.clone(), 0u8..3, 0u8..2, any::<bool>()).prop_map(|(actor, key, group, grpc)| Op::Create { actor, key, group, grpc }),
         2 => (actor.clone(), 0u8..3).prop_map(|(actor, key)| Op::Read { actor, key }),
         1 => (actor.clone(), 0u8..3).prop_map(|(actor, key)| Op::Dismiss { actor, key }),
-        2 => (actor.clone(), 0u8..3).prop_map(|(actor, key)| Op::DeleteKey { actor, key }),
+        2 => (actor.clone(), 0u8..3, any::<bool>()).prop_map(|(actor, key, by_id)| Op::DeleteKey { actor, key, by_id }),
         1 => (actor.clone(), 0u8..2).prop_map(|(actor, group)| Op::DeleteGroup { actor, group }),
         2 => (actor.clone(), 0u8..2).prop_map(|(actor, device)| Op::Subscribe { actor, device }),
         1 => (actor, 0u8..2).prop_map(|(actor, device)| Op::Unsubscribe { actor, device }),
@@ -301,14 +302,18 @@ impl World {
                 )
                 .await;
             }
-            Op::DeleteKey { actor, key } => {
+            Op::DeleteKey { actor, key, by_id } => {
+                let path = if by_id {
+                    let id = self.model.live(actor, key).map_or_else(
+                        || "01900000-0000-7000-8000-000000000002".to_owned(),
+                        |entry| entry.id.clone(),
+                    );
+                    format!("/me/notifications/{id}")
+                } else {
+                    format!("/me/notifications?appNotificationId=k{key}")
+                };
                 let (status, _) = self
-                    .request(
-                        actor,
-                        reqwest::Method::DELETE,
-                        &format!("/me/notifications?appNotificationId=k{key}"),
-                        None,
-                    )
+                    .request(actor, reqwest::Method::DELETE, &path, None)
                     .await;
                 if self.model.live(actor, key).is_some() {
                     assert_eq!(status, 204);
@@ -405,6 +410,61 @@ impl World {
 
     async fn check(&self) {
         for actor in 0..ACTORS.len() {
+            for entry in &self.model.entries[actor] {
+                let (status, fetched) = self
+                    .request(
+                        actor,
+                        reqwest::Method::GET,
+                        &format!("/me/notifications/{}", entry.id),
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, 200, "get {} of actor {actor}", entry.id);
+                assert_eq!(
+                    state_of(&fetched),
+                    (
+                        entry.id.clone(),
+                        entry.deleted,
+                        entry.read,
+                        entry.action.to_owned(),
+                        entry.seq
+                    ),
+                    "get of actor {actor}"
+                );
+            }
+            let middle = self.model.seq[actor] / 2;
+            let (_, tail) = self
+                .request(
+                    actor,
+                    reqwest::Method::GET,
+                    &format!("/me/notifications/changes?cursor={middle}&limit=1000"),
+                    None,
+                )
+                .await;
+            let mut expected_tail: Vec<_> = self.model.entries[actor]
+                .iter()
+                .filter(|entry| entry.seq > middle)
+                .map(|entry| {
+                    (
+                        entry.id.clone(),
+                        entry.deleted,
+                        entry.read,
+                        entry.action.to_owned(),
+                        entry.seq,
+                    )
+                })
+                .collect();
+            expected_tail.sort_by_key(|entry| entry.4);
+            let tail: Vec<_> = tail["value"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(state_of)
+                .collect();
+            assert_eq!(
+                tail, expected_tail,
+                "changes of actor {actor} after {middle}"
+            );
             let (_, listing) = self
                 .request(
                     actor,
