@@ -14,8 +14,8 @@ use crate::keys;
 use crate::records::{self, NotificationRecord, StatusRecord};
 use crate::tx::{Direct, Reader, scan_prefix};
 
-/// A page of the feed, newest first: a reverse scan of the feed's notifications (keyed by
-/// UUID v7, so by creation) from the page token down, until the page is full.
+/// A page of the feed, newest first: a forward scan of the feed's notifications (keyed by
+/// inverted UUID v7, so newest first) after the page token, until the page is full.
 pub(crate) fn list<E: Engine + ?Sized>(
     engine: &E,
     feed: &FeedKey,
@@ -23,17 +23,18 @@ pub(crate) fn list<E: Engine + ?Sized>(
     now: Timestamp,
 ) -> Result<ListPage, StoreError> {
     let prefix = keys::feed_prefix(feed);
-    let upper = match query.page_token {
-        Some(token) => Bound::Excluded(keys::feed_key(feed, token.as_bytes())),
-        None => keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
+    let upper = keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+    let lower = match query.page_token {
+        Some(token) => Bound::Excluded(keys::notification_key(feed, token)),
+        None => Bound::Included(prefix),
     };
     let mut notifications = Vec::new();
     let mut has_more = false;
     let mut failure = None;
     engine.scan(
         Tree::Notifications,
-        (Bound::Included(prefix), upper),
-        true,
+        (lower, upper),
+        false,
         &mut |key, value| {
             let notification = match records::decode::<NotificationRecord>(key, value)
                 .and_then(|record| record.into_domain(key))
@@ -199,7 +200,7 @@ mod tests {
             ..alice.clone()
         };
         let broken_id = NotificationId::from_parts(1, [1; 10]);
-        let broken_key = keys::feed_key(&alice, broken_id.as_bytes());
+        let broken_key = keys::notification_key(&alice, broken_id);
         let mut batch = WriteBatch::new();
         batch.insert(
             (Tree::Notifications, broken_key.clone()),

@@ -32,7 +32,7 @@ pub(crate) trait Reader {
         feed: &FeedKey,
         id: NotificationId,
     ) -> Result<Option<Notification>, StoreError> {
-        let key = keys::feed_key(feed, id.as_bytes());
+        let key = keys::notification_key(feed, id);
         self.record::<NotificationRecord>(Tree::Notifications, &key)?
             .map(|record| record.into_domain(&key))
             .transpose()

@@ -149,7 +149,7 @@ fn put_notification<E: Engine + ?Sized>(
     }
     tx.put(
         Tree::Notifications,
-        keys::feed_key(feed, id.as_bytes()),
+        keys::notification_key(feed, id),
         &NotificationRecord::from(notification),
     );
     tx.put_raw(
@@ -553,7 +553,7 @@ pub(crate) fn expire<E: Engine + ?Sized>(
         let Some(id) = keys::uuid_at(rest, 0).map(NotificationId::from_uuid) else {
             continue;
         };
-        let notification_key = keys::feed_key(&feed, id.as_bytes());
+        let notification_key = keys::notification_key(&feed, id);
         let notification = match tx.notification(&feed, id) {
             Ok(Some(notification)) => notification,
             Ok(None) => continue,
@@ -595,7 +595,7 @@ fn remove_notification<E: Engine + ?Sized>(
 ) -> Result<(), StoreError> {
     let feed = &notification.feed;
     let id = notification.id;
-    tx.delete(Tree::Notifications, keys::feed_key(feed, id.as_bytes()));
+    tx.delete(Tree::Notifications, keys::notification_key(feed, id));
     tx.delete(
         Tree::Changes,
         keys::change_key(feed, notification.change_seq),
