@@ -144,7 +144,7 @@ pub(crate) fn subscription_id(field: &str, text: &str) -> Result<SubscriptionId,
 }
 
 /// A target from an `id` / `app_notification_id` oneof.
-pub(crate) fn target_by_id_or_key(id: Option<&str>, key: Option<&str>) -> Result<Target, ApiError> {
+fn target_by_id_or_key(id: Option<&str>, key: Option<&str>) -> Result<Target, ApiError> {
     match (id, key) {
         (Some(id), _) => Ok(Target::Id(notification_id("id", id)?)),
         (None, Some(key)) => AppNotificationId::new(key)
@@ -156,6 +156,25 @@ pub(crate) fn target_by_id_or_key(id: Option<&str>, key: Option<&str>) -> Result
         )),
     }
 }
+
+/// Reads the `target` oneof (`id` or `app_notification_id`) of a request message.
+macro_rules! target_from_wire {
+    ($function:ident, $message:ident) => {
+        /// The notification the request's `target` oneof names.
+        pub(crate) fn $function(target: Option<&pb::$message::Target>) -> Result<Target, ApiError> {
+            match target {
+                Some(pb::$message::Target::Id(id)) => target_by_id_or_key(Some(id), None),
+                Some(pb::$message::Target::AppNotificationId(key)) => {
+                    target_by_id_or_key(None, Some(key))
+                }
+                None => target_by_id_or_key(None, None),
+            }
+        }
+    };
+}
+
+target_from_wire!(update_target, update_notification_state_request);
+target_from_wire!(delete_target, delete_notification_request);
 
 /// A group target.
 pub(crate) fn group_target(field: &str, name: &str) -> Result<Target, ApiError> {

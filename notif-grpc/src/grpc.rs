@@ -139,18 +139,11 @@ impl pb::notifications_server::Notifications for NotificationsService {
         &self,
         request: Request<pb::UpdateNotificationStateRequest>,
     ) -> Result<Response<pb::UpdateNotificationStateResponse>, Status> {
-        use pb::update_notification_state_request::Target as Wire;
         let started = Instant::now();
         let result = async {
             let body = request.get_ref();
             let caller = authenticate(&self.context, &request, Some(&body.subscription_id)).await?;
-            let target = match &body.target {
-                Some(Wire::Id(id)) => convert::target_by_id_or_key(Some(id), None)?,
-                Some(Wire::AppNotificationId(key)) => {
-                    convert::target_by_id_or_key(None, Some(key))?
-                }
-                None => convert::target_by_id_or_key(None, None)?,
-            };
+            let target = convert::update_target(body.target.as_ref())?;
             let change = convert::state_change(body.read_state, body.user_action_state)?;
             let updated = self
                 .context
@@ -173,18 +166,11 @@ impl pb::notifications_server::Notifications for NotificationsService {
         &self,
         request: Request<pb::DeleteNotificationRequest>,
     ) -> Result<Response<pb::DeleteNotificationResponse>, Status> {
-        use pb::delete_notification_request::Target as Wire;
         let started = Instant::now();
         let result = async {
             let body = request.get_ref();
             let caller = authenticate(&self.context, &request, Some(&body.subscription_id)).await?;
-            let target = match &body.target {
-                Some(Wire::Id(id)) => convert::target_by_id_or_key(Some(id), None)?,
-                Some(Wire::AppNotificationId(key)) => {
-                    convert::target_by_id_or_key(None, Some(key))?
-                }
-                None => convert::target_by_id_or_key(None, None)?,
-            };
+            let target = convert::delete_target(body.target.as_ref())?;
             self.delete(&caller, target).await
         }
         .await;
