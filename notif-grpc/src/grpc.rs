@@ -48,12 +48,14 @@ async fn authenticate<T>(
     context.authenticate(authorization, subscription_id).await
 }
 
-fn finish<T>(
+/// Runs a handler body, records it under `method`, and converts its result.
+async fn observe<T>(
     context: &Context,
     method: &str,
-    started: Instant,
-    result: Result<T, ApiError>,
+    body: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<Response<T>, Status> {
+    let started = Instant::now();
+    let result = body.await;
     context.observe(method, started, &result);
     result.map(Response::new).map_err(Status::from)
 }
@@ -64,8 +66,7 @@ impl pb::notifications_server::Notifications for NotificationsService {
         &self,
         request: Request<pb::CreateNotificationRequest>,
     ) -> Result<Response<pb::CreateNotificationResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        observe(&self.context, "CreateNotification", async {
             let caller = authenticate(
                 &self.context,
                 &request,
@@ -83,17 +84,15 @@ impl pb::notifications_server::Notifications for NotificationsService {
                 notification: Some((&created.notification).into()),
                 replaced: created.replaced,
             })
-        }
-        .await;
-        finish(&self.context, "CreateNotification", started, result)
+        })
+        .await
     }
 
     async fn get_notification(
         &self,
         request: Request<pb::GetNotificationRequest>,
     ) -> Result<Response<pb::Notification>, Status> {
-        let started = Instant::now();
-        let result = async {
+        observe(&self.context, "GetNotification", async {
             let caller = authenticate(
                 &self.context,
                 &request,
@@ -103,17 +102,15 @@ impl pb::notifications_server::Notifications for NotificationsService {
             let id = convert::notification_id("id", &request.get_ref().id)?;
             let notification = self.context.service.get(caller.caller(), id).await?;
             Ok((&notification).into())
-        }
-        .await;
-        finish(&self.context, "GetNotification", started, result)
+        })
+        .await
     }
 
     async fn list_notifications(
         &self,
         request: Request<pb::ListNotificationsRequest>,
     ) -> Result<Response<pb::ListNotificationsResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        observe(&self.context, "ListNotifications", async {
             let caller = authenticate(
                 &self.context,
                 &request,
@@ -130,17 +127,15 @@ impl pb::notifications_server::Notifications for NotificationsService {
                     .unwrap_or_default(),
                 unread_count: page.unread_count,
             })
-        }
-        .await;
-        finish(&self.context, "ListNotifications", started, result)
+        })
+        .await
     }
 
     async fn update_notification_state(
         &self,
         request: Request<pb::UpdateNotificationStateRequest>,
     ) -> Result<Response<pb::UpdateNotificationStateResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        observe(&self.context, "UpdateNotificationState", async {
             let body = request.get_ref();
             let caller = authenticate(&self.context, &request, Some(&body.subscription_id)).await?;
             let target = convert::update_target(body.target.as_ref())?;
@@ -157,32 +152,28 @@ impl pb::notifications_server::Notifications for NotificationsService {
             Ok(pb::UpdateNotificationStateResponse {
                 notification: Some(notification.into()),
             })
-        }
-        .await;
-        finish(&self.context, "UpdateNotificationState", started, result)
+        })
+        .await
     }
 
     async fn delete_notification(
         &self,
         request: Request<pb::DeleteNotificationRequest>,
     ) -> Result<Response<pb::DeleteNotificationResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        observe(&self.context, "DeleteNotification", async {
             let body = request.get_ref();
             let caller = authenticate(&self.context, &request, Some(&body.subscription_id)).await?;
             let target = convert::delete_target(body.target.as_ref())?;
             self.delete(&caller, target).await
-        }
-        .await;
-        finish(&self.context, "DeleteNotification", started, result)
+        })
+        .await
     }
 
     async fn delete_group(
         &self,
         request: Request<pb::DeleteGroupRequest>,
     ) -> Result<Response<pb::DeleteNotificationResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        observe(&self.context, "DeleteGroup", async {
             let caller = authenticate(
                 &self.context,
                 &request,
@@ -191,17 +182,15 @@ impl pb::notifications_server::Notifications for NotificationsService {
             .await?;
             let target = convert::group_target("group_name", &request.get_ref().group_name)?;
             self.delete(&caller, target).await
-        }
-        .await;
-        finish(&self.context, "DeleteGroup", started, result)
+        })
+        .await
     }
 
     async fn list_changes(
         &self,
         request: Request<pb::ListChangesRequest>,
     ) -> Result<Response<pb::ListChangesResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        observe(&self.context, "ListChanges", async {
             let body = request.get_ref();
             let caller = authenticate(&self.context, &request, Some(&body.subscription_id)).await?;
             let limit = if body.limit == 0 {
@@ -219,9 +208,8 @@ impl pb::notifications_server::Notifications for NotificationsService {
                 cursor: page.cursor.value(),
                 has_more: page.has_more,
             })
-        }
-        .await;
-        finish(&self.context, "ListChanges", started, result)
+        })
+        .await
     }
 
     type WatchChangesStream = ReceiverStream<Result<pb::Notification, Status>>;
@@ -230,8 +218,7 @@ impl pb::notifications_server::Notifications for NotificationsService {
         &self,
         request: Request<pb::WatchChangesRequest>,
     ) -> Result<Response<Self::WatchChangesStream>, Status> {
-        let started = Instant::now();
-        let result = async {
+        observe(&self.context, "WatchChanges", async {
             let caller = authenticate(
                 &self.context,
                 &request,
@@ -256,17 +243,15 @@ impl pb::notifications_server::Notifications for NotificationsService {
                 sender,
             ));
             Ok(ReceiverStream::new(receiver))
-        }
-        .await;
-        finish(&self.context, "WatchChanges", started, result)
+        })
+        .await
     }
 
     async fn get_delivery_status(
         &self,
         request: Request<pb::GetDeliveryStatusRequest>,
     ) -> Result<Response<pb::GetDeliveryStatusResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        observe(&self.context, "GetDeliveryStatus", async {
             let caller = authenticate(
                 &self.context,
                 &request,
@@ -282,9 +267,8 @@ impl pb::notifications_server::Notifications for NotificationsService {
             Ok(pb::GetDeliveryStatusResponse {
                 endpoints: records.iter().map(Into::into).collect(),
             })
-        }
-        .await;
-        finish(&self.context, "GetDeliveryStatus", started, result)
+        })
+        .await
     }
 }
 
@@ -358,8 +342,7 @@ impl pb::subscriptions_server::Subscriptions for SubscriptionsService {
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<pb::SubscribeResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        observe(&self.context, "Subscribe", async {
             let caller = authenticate(&self.context, &request, None).await?;
             let outcome = self
                 .context
@@ -370,33 +353,29 @@ impl pb::subscriptions_server::Subscriptions for SubscriptionsService {
                 subscription: Some((&outcome.subscription).into()),
                 renewed: outcome.renewed,
             })
-        }
-        .await;
-        finish(&self.context, "Subscribe", started, result)
+        })
+        .await
     }
 
     async fn list_subscriptions(
         &self,
         request: Request<pb::ListSubscriptionsRequest>,
     ) -> Result<Response<pb::ListSubscriptionsResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        observe(&self.context, "ListSubscriptions", async {
             let caller = authenticate(&self.context, &request, None).await?;
             let subscriptions = self.context.service.subscriptions(caller.caller()).await?;
             Ok(pb::ListSubscriptionsResponse {
                 subscriptions: subscriptions.iter().map(Into::into).collect(),
             })
-        }
-        .await;
-        finish(&self.context, "ListSubscriptions", started, result)
+        })
+        .await
     }
 
     async fn unsubscribe(
         &self,
         request: Request<pb::UnsubscribeRequest>,
     ) -> Result<Response<pb::UnsubscribeResponse>, Status> {
-        let started = Instant::now();
-        let result = async {
+        observe(&self.context, "Unsubscribe", async {
             let caller = authenticate(&self.context, &request, None).await?;
             let id = convert::subscription_id("id", &request.get_ref().id)?;
             self.context
@@ -404,8 +383,7 @@ impl pb::subscriptions_server::Subscriptions for SubscriptionsService {
                 .unsubscribe(caller.caller(), id)
                 .await?;
             Ok(pb::UnsubscribeResponse {})
-        }
-        .await;
-        finish(&self.context, "Unsubscribe", started, result)
+        })
+        .await
     }
 }
