@@ -278,6 +278,39 @@ impl SandboxProviders {
         self.shared.state().pushes.clone()
     }
 
+    /// For every throttled push that was attempted again: how long the provider asked to wait,
+    /// and how long passed until the next attempt of the same push (same platform, path and
+    /// notification).
+    pub fn throttled_retries(&self) -> Vec<(Duration, Duration)> {
+        let pushes = self.pushes();
+        let key = |push: &ReceivedPush| {
+            let id = push
+                .envelope
+                .as_ref()
+                .map(|envelope| envelope["id"].to_string());
+            (push.platform, push.path.clone(), id)
+        };
+        pushes
+            .iter()
+            .enumerate()
+            .filter_map(|(index, push)| {
+                let FakeResponse::Throttle {
+                    retry_after_seconds,
+                } = push.answered
+                else {
+                    return None;
+                };
+                let next = pushes[index + 1..]
+                    .iter()
+                    .find(|later| key(later) == key(push))?;
+                Some((
+                    Duration::from_secs(retry_after_seconds),
+                    next.received_at.duration_since(push.received_at),
+                ))
+            })
+            .collect()
+    }
+
     /// Queues answers for the next pushes to `platform`, before chaos or acceptance.
     pub fn script(&self, platform: Platform, responses: impl IntoIterator<Item = FakeResponse>) {
         self.shared
