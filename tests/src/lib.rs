@@ -203,6 +203,35 @@ impl TestServer {
         format!("{}{path}", self.base_url)
     }
 
+    /// Sends `method path` with a bearer `token` and an optional JSON body; returns the status
+    /// and the JSON answer (`Null` when there is none).
+    ///
+    /// # Panics
+    /// When the server cannot be reached.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `GET path` with `token`: the JSON answer.
+    ///
+    /// # Panics
+    /// When the server cannot be reached.
+    pub async fn get_json(&self, path: &str, token: &str) -> Value {
+        self.call(reqwest::Method::GET, path, token, None).await.1
+    }
+
     async fn token_request(&self, form: &[(&str, &str)]) -> Value {
         self.http
             .post(self.url("/oauth2/v2.0/token"))

@@ -1,6 +1,7 @@
 //! CreatedByApp end to end: another app's or another user's tokens reach nothing.
 
 use notif_tests::{DEMO_HOST, TestServer};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -11,92 +12,66 @@ async fn other_apps_and_users_get_not_found_or_forbidden_everywhere() {
         .on_behalf_of("demo-app-service", "demo-secret", &alice)
         .await;
     let subscription = server.subscribe(&alice, "android", "alice-phone").await;
-    let created: Value = server
-        .http
-        .post(server.url("/me/notifications"))
-        .bearer_auth(&service)
-        .json(&json!({
-            "targetHostName": DEMO_HOST,
-            "appNotificationId": "secret",
-            "groupName": "g",
-            "payload": {"rawContent": "for alice only"},
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, created) = server
+        .call(
+            Method::POST,
+            "/me/notifications",
+            &service,
+            Some(&json!({
+                "targetHostName": DEMO_HOST,
+                "appNotificationId": "secret",
+                "groupName": "g",
+                "payload": {"rawContent": "for alice only"},
+            })),
+        )
+        .await;
     let id = created["id"].as_str().unwrap().to_owned();
 
     let bob = server.sign_in("demo-client", "bob").await;
     let other_app_alice = server.sign_in("other-client", "alice").await;
     let other_service = server.app_token("other-service", "other-secret").await;
-    for (who, token) in [("bob", &bob), ("alice in another app", &other_app_alice)] {
-        let expect = |status: reqwest::StatusCode, what: &str| {
-            assert_eq!(status, 404, "{who}: {what}");
-        };
-        let get = |path: String| server.http.get(server.url(&path)).bearer_auth(token).send();
-        expect(
-            get(format!("/me/notifications/{id}"))
-                .await
-                .unwrap()
-                .status(),
-            "get",
-        );
-        expect(
-            get(format!("/me/notifications/{id}/deliveryStatus"))
-                .await
-                .unwrap()
-                .status(),
+    let read = json!({"readState": "read"});
+    let refused: [(&str, Method, String, Option<&Value>); 6] = [
+        ("get", Method::GET, format!("/me/notifications/{id}"), None),
+        (
             "status",
-        );
-        let patch = server
-            .http
-            .patch(server.url(&format!("/me/notifications/{id}")))
-            .bearer_auth(token)
-            .json(&json!({"readState": "read"}))
-            .send()
-            .await
-            .unwrap();
-        expect(patch.status(), "patch");
-        let delete = server
-            .http
-            .delete(server.url(&format!("/me/notifications/{id}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        expect(delete.status(), "delete");
-        let delete_group = server
-            .http
-            .delete(server.url("/me/notifications?groupName=g"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        expect(delete_group.status(), "delete group");
-        let unsubscribe = server
-            .http
-            .delete(server.url(&format!("/me/notifications/subscriptions/{subscription}")))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        expect(unsubscribe.status(), "unsubscribe");
-        let listing: Value = get("/me/notifications".into())
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            Method::GET,
+            format!("/me/notifications/{id}/deliveryStatus"),
+            None,
+        ),
+        (
+            "patch",
+            Method::PATCH,
+            format!("/me/notifications/{id}"),
+            Some(&read),
+        ),
+        (
+            "delete",
+            Method::DELETE,
+            format!("/me/notifications/{id}"),
+            None,
+        ),
+        (
+            "delete group",
+            Method::DELETE,
+            "/me/notifications?groupName=g".into(),
+            None,
+        ),
+        (
+            "unsubscribe",
+            Method::DELETE,
+            format!("/me/notifications/subscriptions/{subscription}"),
+            None,
+        ),
+    ];
+    for (who, token) in [("bob", &bob), ("alice in another app", &other_app_alice)] {
+        for (what, method, path, body) in &refused {
+            let (status, _) = server.call(method.clone(), path, token, *body).await;
+            assert_eq!(status, 404, "{who}: {what}");
+        }
+        let listing = server.get_json("/me/notifications", token).await;
         assert_eq!(listing["value"], json!([]), "{who}: list");
-        let changes: Value = get("/me/notifications/changes".into())
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let changes = server.get_json("/me/notifications/changes", token).await;
         assert_eq!(changes["value"], json!([]), "{who}: changes");
     }
     // Another app's service naming alice's subscription id: not found, not a way in.
@@ -110,26 +85,19 @@ async fn other_apps_and_users_get_not_found_or_forbidden_everywhere() {
         .unwrap();
     assert_eq!(foreign.status(), 404);
     // The other app cannot post to the demo app's host.
-    let cross_post = server
-        .http
-        .post(server.url("/me/notifications"))
-        .bearer_auth(&other_app_alice)
-        .json(&json!({"targetHostName": DEMO_HOST, "appNotificationId": "x", "payload": {"rawContent": "x"}}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cross_post.status(), 400);
+    let (status, _) = server
+        .call(
+            Method::POST,
+            "/me/notifications",
+            &other_app_alice,
+            Some(&json!({"targetHostName": DEMO_HOST, "appNotificationId": "x", "payload": {"rawContent": "x"}})),
+        )
+        .await;
+    assert_eq!(status, 400);
     // Alice still sees hers, untouched.
-    let mine: Value = server
-        .http
-        .get(server.url(&format!("/me/notifications/{id}")))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mine = server
+        .get_json(&format!("/me/notifications/{id}"), &alice)
+        .await;
     assert_eq!(mine["readState"], "unread");
     assert_eq!(mine["status"], "active");
     server.stop().await;

@@ -106,25 +106,11 @@ const RPCS: [&str; 12] = [
 
 async fn snapshot(server: &TestServer, token: &str) -> (Value, Value) {
     let feed: Value = server
-        .http
-        .get(server.url("/me/notifications?status=all&$top=1000"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/me/notifications?status=all&$top=1000", token)
+        .await;
     let subscriptions: Value = server
-        .http
-        .get(server.url("/me/notifications/subscriptions"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/me/notifications/subscriptions", token)
+        .await;
     (feed["value"].clone(), subscriptions["value"].clone())
 }
 

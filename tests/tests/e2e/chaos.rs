@@ -77,15 +77,8 @@ async fn every_push_arrives_despite_provider_failures() {
     );
 
     let subscriptions: Value = server
-        .http
-        .get(server.url("/me/notifications/subscriptions"))
-        .bearer_auth(&device)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/me/notifications/subscriptions", &device)
+        .await;
     assert_eq!(
         subscriptions["value"].as_array().unwrap().len(),
         4,

@@ -161,15 +161,11 @@ async fn the_seed_request_is_created_and_pushed_per_target_policy() {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let status: Value = server
-            .http
-            .get(server.url(&format!("/me/notifications/{id}/deliveryStatus")))
-            .bearer_auth(&alice.service_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            .get_json(
+                &format!("/me/notifications/{id}/deliveryStatus"),
+                &alice.service_token,
+            )
+            .await;
         let states: Vec<String> = status["value"]
             .as_array()
             .unwrap()
@@ -227,15 +223,8 @@ async fn replacing_reading_and_deleting_sync_to_devices() {
         [Platform::Windows, Platform::Android, Platform::Ios].into()
     );
     let changes: Value = server
-        .http
-        .get(server.url("/me/notifications/changes?cursor=0"))
-        .bearer_auth(&alice.device_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/me/notifications/changes?cursor=0", &alice.device_token)
+        .await;
     assert_eq!(changes["value"][0]["readState"], "read");
     assert_eq!(changes["cursor"], 3);
 
@@ -254,26 +243,12 @@ async fn replacing_reading_and_deleting_sync_to_devices() {
         })
         .await;
     let listing: Value = server
-        .http
-        .get(server.url("/me/notifications"))
-        .bearer_auth(&alice.device_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/me/notifications", &alice.device_token)
+        .await;
     assert_eq!(listing["value"], json!([]));
     let tombstone: Value = server
-        .http
-        .get(server.url(&format!("/me/notifications/{id}")))
-        .bearer_auth(&alice.device_token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/me/notifications/{id}"), &alice.device_token)
+        .await;
     assert_eq!(tombstone["status"], "deleted");
     server.stop().await;
 }
@@ -305,16 +280,7 @@ async fn app_only_callers_post_with_a_subscription_id() {
             .unwrap()
             .contains("users('bob')")
     );
-    let listing: Value = server
-        .http
-        .get(server.url("/me/notifications"))
-        .bearer_auth(&device)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listing: Value = server.get_json("/me/notifications", &device).await;
     assert_eq!(listing["value"].as_array().unwrap().len(), 1);
     assert_eq!(listing["unreadCount"], 1);
     server.stop().await;

@@ -237,29 +237,15 @@ async fn every_operation_refuses_every_bad_credential() {
     }
     // Alice's data is untouched by all of the above.
     let mine: Value = server
-        .http
-        .get(server.url(&format!("/me/notifications/{id}")))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/me/notifications/{id}"), &alice)
+        .await;
     assert_eq!(
         (mine["status"].as_str(), mine["readState"].as_str()),
         (Some("active"), Some("unread"))
     );
     let subscriptions: Value = server
-        .http
-        .get(server.url("/me/notifications/subscriptions"))
-        .bearer_auth(&alice)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        .get_json("/me/notifications/subscriptions", &alice)
+        .await;
     assert_eq!(subscriptions["value"].as_array().unwrap().len(), 1);
     server.stop().await;
 }

@@ -165,17 +165,9 @@ impl World {
         path: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let server = self.server();
-        let mut request = server
-            .http
-            .request(method, server.url(path))
-            .bearer_auth(&self.tokens[actor]);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        self.server()
+            .call(method, path, &self.tokens[actor], body.as_ref())
+            .await
     }
 
     async fn create(&mut self, actor: usize, key: u8, group: u8, grpc: bool) {
