@@ -83,6 +83,17 @@ pub(crate) type Entry = (Vec<u8>, Vec<u8>);
 #[doc(hidden)]
 pub(crate) type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
+/// Whether `range` holds no key at all (its start is past its end): ordered maps refuse such
+/// ranges rather than yield nothing.
+fn is_empty(range: &KeyRange) -> bool {
+    match range {
+        (Bound::Included(start), Bound::Included(end)) => start > end,
+        (Bound::Included(start) | Bound::Excluded(start), Bound::Excluded(end))
+        | (Bound::Excluded(start), Bound::Included(end)) => start >= end,
+        _ => false,
+    }
+}
+
 mod sealed {
     pub trait Sealed {}
 }
@@ -148,6 +159,9 @@ impl Engine for MemoryEngine {
         reverse: bool,
         visit: &mut Visitor<'_>,
     ) -> Result<(), StoreError> {
+        if is_empty(&range) {
+            return Ok(());
+        }
         let trees = self.lock();
         let entries = trees[tree.index()].range::<Vec<u8>, _>(range);
         let mut visit_all = |entries: &mut dyn Iterator<Item = (&Vec<u8>, &Vec<u8>)>| {
@@ -185,7 +199,7 @@ impl Engine for MemoryEngine {
 /// How long an open waits for a previous owner of the directory to let go of it.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The sled engine: one sled tree per store tree, multi-tree transactions for atomic batches.
+/// The sled engine: one sled tree per store tree, a multi-tree transaction per atomic batch.
 pub struct SledEngine {
     db: sled::Db,
     trees: Vec<sled::Tree>,
@@ -254,6 +268,9 @@ impl Engine for SledEngine {
         reverse: bool,
         visit: &mut Visitor<'_>,
     ) -> Result<(), StoreError> {
+        if is_empty(&range) {
+            return Ok(());
+        }
         let entries = self.trees[tree.index()].range::<Vec<u8>, _>(range);
         let mut visit_all =
             |entries: &mut dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>| {

@@ -146,7 +146,7 @@ pub(crate) fn delivery_status<E: Engine + ?Sized>(
     if Direct(engine).notification(feed, id)?.is_none() {
         return Ok(Vec::new());
     }
-    scan_prefix(engine, Tree::Status, id.as_bytes(), usize::MAX)?
+    scan_prefix(&Direct(engine), Tree::Status, id.as_bytes(), usize::MAX)?
         .into_iter()
         .map(|(key, value)| records::decode::<StatusRecord>(&key, &value)?.into_domain(&key))
         .collect()

@@ -1,9 +1,10 @@
 //! `Store`: the storage ports over an engine, with one writer thread that group-commits.
 //!
 //! Every write runs on a single writer thread: it takes the commands queued while the previous
-//! group was flushing, applies each as its own atomic commit, flushes once, and only then
-//! answers them all. So a write is acknowledged only once durable, and N concurrent writers
-//! cost far fewer than N fsyncs. Reads run on tokio's blocking pool, never on async workers.
+//! group was committing, runs each over the writes staged by those before it, commits the whole
+//! group to the engine in one atomic batch, flushes once, and only then answers them all. So a
+//! write is acknowledged only once durable, and N concurrent writers cost one transaction and
+//! one fsync, not N. Reads run on tokio's blocking pool, never on async workers.
 
 use std::fmt;
 use std::path::Path;
@@ -26,8 +27,8 @@ use notif_core::subscription::Subscription;
 use notif_core::time::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::engine::{Engine, MemoryEngine, SledEngine};
-use crate::tx::{Direct, Reader, feed_subscriptions};
+use crate::engine::{Engine, MemoryEngine, SledEngine, WriteBatch};
+use crate::tx::{Direct, Reader, Tx, feed_subscriptions};
 use crate::{read, write};
 
 /// The most commands applied before one flush.
@@ -38,10 +39,13 @@ const QUEUE_DEPTH: usize = 4096;
 /// Answers a command once its group is flushed (or failed to flush).
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
+/// Runs a command over the engine and the writes its group staged so far, staging its own.
+type Run<E> = Box<dyn FnOnce(&E, &mut WriteBatch) -> Reply + Send>;
+
 struct Command<E> {
     /// Whether the command must be flushed before it is answered.
     durable: bool,
-    run: Box<dyn FnOnce(&E) -> Reply + Send>,
+    run: Run<E>,
 }
 
 /// The storage ports over an engine. Use [`SledStore`] or [`MemoryStore`].
@@ -170,12 +174,16 @@ impl<E: Engine> Store<E> {
     async fn command<T: Send + 'static>(
         &self,
         durable: bool,
-        operation: impl FnOnce(&E) -> Result<T, StoreError> + Send + 'static,
+        operation: impl FnOnce(&mut Tx<'_, E>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
         let started = Instant::now();
         let (reply_sender, reply) = oneshot::channel();
-        let run = Box::new(move |engine: &E| -> Reply {
-            let result = operation(engine);
+        let run = Box::new(move |engine: &E, group: &mut WriteBatch| -> Reply {
+            let mut tx = Tx::new(engine, group);
+            let result = operation(&mut tx);
+            if result.is_ok() {
+                tx.stage();
+            }
             Box::new(move |flushed: Result<(), StoreError>| {
                 // The caller may have gone away (request cancelled); the write stands.
                 let _ = reply_sender.send(flushed.and(result));
@@ -207,17 +215,20 @@ impl<E: Engine> Store<E> {
 
 fn run_writer<E: Engine>(engine: &E, mut commands: mpsc::Receiver<Command<E>>) {
     while let Some(first) = commands.blocking_recv() {
+        let mut group = WriteBatch::new();
         let mut replies = Vec::new();
         let mut durable = false;
         let mut next = Some(first);
         while let Some(command) = next.take() {
             durable |= command.durable;
-            replies.push((command.run)(engine));
+            replies.push((command.run)(engine, &mut group));
             if replies.len() < MAX_GROUP {
                 next = commands.try_recv().ok();
             }
         }
-        let flushed = if durable { engine.flush() } else { Ok(()) };
+        let flushed = engine
+            .commit(&group)
+            .and_then(|()| if durable { engine.flush() } else { Ok(()) });
         for reply in replies {
             reply(flushed.clone());
         }
@@ -233,10 +244,8 @@ impl<E: Engine> NotificationStore for Store<E> {
         now: Timestamp,
     ) -> Result<FeedWrite, StoreError> {
         let feed = feed.clone();
-        self.command(true, move |engine| {
-            write::write_feed(engine, &feed, op, now)
-        })
-        .await
+        self.command(true, move |tx| write::write_feed(tx, &feed, op, now))
+            .await
     }
 
     async fn get(
@@ -284,7 +293,7 @@ impl<E: Engine> NotificationStore for Store<E> {
     }
 
     async fn expire(&self, now: Timestamp, limit: usize) -> Result<usize, StoreError> {
-        self.command(true, move |engine| write::expire(engine, now, limit))
+        self.command(true, move |tx| write::expire(tx, now, limit))
             .await
     }
 }
@@ -296,8 +305,8 @@ impl<E: Engine> SubscriptionStore for Store<E> {
         candidate: Subscription,
         max_per_user: usize,
     ) -> Result<SubscribeOutcome, StoreError> {
-        self.command(true, move |engine| {
-            write::subscribe(engine, candidate, max_per_user)
+        self.command(true, move |tx| {
+            write::subscribe(tx, candidate, max_per_user)
         })
         .await
     }
@@ -309,13 +318,13 @@ impl<E: Engine> SubscriptionStore for Store<E> {
 
     async fn subscriptions(&self, feed: &FeedKey) -> Result<Vec<Subscription>, StoreError> {
         let feed = feed.clone();
-        self.query(move |engine| feed_subscriptions(engine, &feed))
+        self.query(move |engine| feed_subscriptions(&Direct(engine), &feed))
             .await
     }
 
     async fn unsubscribe(&self, feed: &FeedKey, id: SubscriptionId) -> Result<(), StoreError> {
         let feed = feed.clone();
-        self.command(true, move |engine| write::unsubscribe(engine, &feed, id))
+        self.command(true, move |tx| write::unsubscribe(tx, &feed, id))
             .await
     }
 }
@@ -329,10 +338,8 @@ impl<E: Engine> DeliveryQueue for Store<E> {
         lease: Duration,
     ) -> Result<Vec<LeasedJob>, StoreError> {
         // A lease lost in a crash only makes the job due again sooner: no flush needed.
-        self.command(false, move |engine| {
-            write::lease_due(engine, now, limit, lease)
-        })
-        .await
+        self.command(false, move |tx| write::lease_due(tx, now, limit, lease))
+            .await
     }
 
     async fn settle(
@@ -343,10 +350,8 @@ impl<E: Engine> DeliveryQueue for Store<E> {
         // Delivery is at least once: a settlement lost in a crash means the job comes back
         // when its lease ends and is sent again, which devices deduplicate by id and
         // changeSeq. Not flushing here keeps the fsyncs for the writes clients wait on.
-        self.command(false, move |engine| {
-            write::settle(engine, &settlements, now)
-        })
-        .await
+        self.command(false, move |tx| write::settle(tx, &settlements, now))
+            .await
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {

@@ -1,7 +1,8 @@
-//! Point reads shared by queries and commands, and the write overlay a command builds before
-//! committing it atomically.
+//! Reads shared by queries and commands, and the write overlay a command builds and stages
+//! into its group's atomic commit.
 
-use std::ops::{Bound, ControlFlow};
+use std::collections::BTreeMap;
+use std::ops::{Bound, ControlFlow, RangeBounds};
 
 use notif_core::ids::{NotificationId, SubscriptionId};
 use notif_core::notification::{FeedKey, Notification};
@@ -10,14 +11,23 @@ use notif_core::subscription::Subscription;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::engine::{Engine, Entry, KeyRange, Tree, WriteBatch};
+use crate::engine::{Engine, Entry, KeyRange, Tree, Visitor, WriteBatch};
 use crate::keys;
 use crate::records::{self, FeedMeta, NotificationRecord, SubscriptionRecord};
 
-/// Point reads by key, from the engine or through a command's pending writes.
+/// Reads by key and by range, from the engine or through a command's pending writes.
 pub(crate) trait Reader {
     /// The value at `key`.
     fn read(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Visits the keys of `range` in order (or reverse order) until `visit` breaks.
+    fn scan(
+        &self,
+        tree: Tree,
+        range: KeyRange,
+        reverse: bool,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError>;
 
     /// The decoded record at `key`.
     fn record<T: DeserializeOwned>(&self, tree: Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -61,17 +71,27 @@ impl<E: Engine + ?Sized> Reader for Direct<'_, E> {
     fn read(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.0.get(tree, key)
     }
+
+    fn scan(
+        &self,
+        tree: Tree,
+        range: KeyRange,
+        reverse: bool,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        self.0.scan(tree, range, reverse, visit)
+    }
 }
 
 /// Every key of `tree` that starts with `prefix`, in order, with its value.
-pub(crate) fn scan_prefix<E: Engine + ?Sized>(
-    engine: &E,
+pub(crate) fn scan_prefix<R: Reader>(
+    reader: &R,
     tree: Tree,
     prefix: &[u8],
     limit: usize,
 ) -> Result<Vec<Entry>, StoreError> {
     let mut entries = Vec::new();
-    engine.scan(tree, prefix_range(prefix), false, &mut |key, value| {
+    reader.scan(tree, prefix_range(prefix), false, &mut |key, value| {
         entries.push((key.to_vec(), value.to_vec()));
         if entries.len() >= limit {
             ControlFlow::Break(())
@@ -89,41 +109,41 @@ pub(crate) fn prefix_range(prefix: &[u8]) -> KeyRange {
 }
 
 /// The subscriptions of a feed, live or not.
-pub(crate) fn feed_subscriptions<E: Engine + ?Sized>(
-    engine: &E,
+pub(crate) fn feed_subscriptions<R: Reader>(
+    reader: &R,
     feed: &FeedKey,
 ) -> Result<Vec<Subscription>, StoreError> {
     let prefix = keys::feed_prefix(feed);
     let mut subscriptions = Vec::new();
-    for (key, _) in scan_prefix(engine, Tree::FeedSubscriptions, &prefix, usize::MAX)? {
+    for (key, _) in scan_prefix(reader, Tree::FeedSubscriptions, &prefix, usize::MAX)? {
         let id = keys::uuid_at(&key, prefix.len())
             .map(SubscriptionId::from_uuid)
             .ok_or_else(|| records::corrupt(&key, "subscription index key".into()))?;
-        if let Some(subscription) = Direct(engine).subscription(id)? {
+        if let Some(subscription) = reader.subscription(id)? {
             subscriptions.push(subscription);
         }
     }
     Ok(subscriptions)
 }
 
-/// A command's writes, applied to the engine in one atomic commit. Point reads see the
-/// command's own writes; scans (done on the engine) do not, so commands scan before writing.
+/// A command's writes, staged over the writes of the earlier commands of its group. Reads and
+/// scans see both; [`Tx::stage`] adds the command's writes to the group, which the writer
+/// commits to the engine atomically, all commands together. A command that fails is dropped
+/// unstaged, so it leaves no trace.
 pub(crate) struct Tx<'a, E: ?Sized> {
     engine: &'a E,
+    group: &'a mut WriteBatch,
     writes: WriteBatch,
 }
 
 impl<'a, E: Engine + ?Sized> Tx<'a, E> {
-    pub(crate) fn new(engine: &'a E) -> Self {
+    /// A command over `engine` and the writes its group staged so far.
+    pub(crate) fn new(engine: &'a E, group: &'a mut WriteBatch) -> Self {
         Self {
             engine,
+            group,
             writes: WriteBatch::new(),
         }
-    }
-
-    /// The engine, for scans.
-    pub(crate) fn engine(&self) -> &'a E {
-        self.engine
     }
 
     /// Sets `key` to the encoded `record`.
@@ -142,17 +162,249 @@ impl<'a, E: Engine + ?Sized> Tx<'a, E> {
         self.writes.insert((tree, key.into()), None);
     }
 
-    /// Applies every write atomically.
-    pub(crate) fn commit(self) -> Result<(), StoreError> {
-        self.engine.commit(&self.writes)
+    /// Adds the command's writes to its group (later writes to a key win).
+    pub(crate) fn stage(self) {
+        self.group.extend(self.writes);
+    }
+
+    /// The pending writes to `tree` within `range`, in key order: the group's, overridden by
+    /// the command's own.
+    fn pending(&self, tree: Tree, range: &KeyRange) -> BTreeMap<Vec<u8>, Option<Vec<u8>>> {
+        let mut pending = BTreeMap::new();
+        let start = match &range.0 {
+            Bound::Included(key) => Bound::Included((tree, key.clone())),
+            Bound::Excluded(key) => Bound::Excluded((tree, key.clone())),
+            Bound::Unbounded => Bound::Included((tree, Vec::new())),
+        };
+        for writes in [&*self.group, &self.writes] {
+            let in_range = writes
+                .range((start.clone(), Bound::Unbounded))
+                .take_while(|((candidate, key), _)| *candidate == tree && range.contains(key));
+            for ((_, key), value) in in_range {
+                pending.insert(key.clone(), value.clone());
+            }
+        }
+        pending
     }
 }
 
 impl<E: Engine + ?Sized> Reader for Tx<'_, E> {
     fn read(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.writes.get(&(tree, key.to_vec())) {
+        let key = (tree, key.to_vec());
+        match self.writes.get(&key).or_else(|| self.group.get(&key)) {
             Some(pending) => Ok(pending.clone()),
-            None => self.engine.get(tree, key),
+            None => self.engine.get(tree, &key.1),
         }
+    }
+
+    fn scan(
+        &self,
+        tree: Tree,
+        range: KeyRange,
+        reverse: bool,
+        visit: &mut Visitor<'_>,
+    ) -> Result<(), StoreError> {
+        let pending = self.pending(tree, &range);
+        if pending.is_empty() {
+            return self.engine.scan(tree, range, reverse, visit);
+        }
+        let mut merge = MergedScan {
+            pending: if reverse {
+                Box::new(pending.into_iter().rev())
+            } else {
+                Box::new(pending.into_iter())
+            },
+            next_pending: None,
+            reverse,
+            stopped: false,
+        };
+        merge.advance();
+        self.engine.scan(tree, range, reverse, &mut |key, value| {
+            merge.visit_stored(key, value, visit)
+        })?;
+        if !merge.stopped {
+            merge.visit_rest(visit);
+        }
+        Ok(())
+    }
+}
+
+type PendingEntry = (Vec<u8>, Option<Vec<u8>>);
+
+/// Merges a scan of the engine with the pending writes in the same range and order: a pending
+/// write replaces (or, a removal, hides) the stored entry at its key.
+struct MergedScan {
+    pending: Box<dyn Iterator<Item = PendingEntry>>,
+    next_pending: Option<PendingEntry>,
+    reverse: bool,
+    stopped: bool,
+}
+
+impl MergedScan {
+    fn advance(&mut self) {
+        self.next_pending = self.pending.next();
+    }
+
+    /// Whether `key` comes before `other` in the scan's order.
+    fn precedes(&self, key: &[u8], other: &[u8]) -> bool {
+        if self.reverse {
+            key > other
+        } else {
+            key < other
+        }
+    }
+
+    /// Visits the pending entries before `stored_key`, then the stored entry (or the pending
+    /// write at the same key).
+    fn visit_stored(
+        &mut self,
+        stored_key: &[u8],
+        stored_value: &[u8],
+        visit: &mut Visitor<'_>,
+    ) -> ControlFlow<()> {
+        while let Some((key, value)) = self.next_pending.take() {
+            if self.precedes(&key, stored_key) {
+                self.advance();
+                if let Some(value) = value {
+                    self.visited(visit(&key, &value))?;
+                }
+            } else if key.as_slice() == stored_key {
+                self.advance();
+                return match value {
+                    Some(value) => self.visited(visit(&key, &value)),
+                    None => ControlFlow::Continue(()),
+                };
+            } else {
+                self.next_pending = Some((key, value));
+                break;
+            }
+        }
+        self.visited(visit(stored_key, stored_value))
+    }
+
+    /// Visits the pending entries after the last stored one.
+    fn visit_rest(&mut self, visit: &mut Visitor<'_>) {
+        while let Some((key, value)) = self.next_pending.take() {
+            self.advance();
+            if let Some(value) = value
+                && self.visited(visit(&key, &value)).is_break()
+            {
+                return;
+            }
+        }
+    }
+
+    fn visited(&mut self, flow: ControlFlow<()>) -> ControlFlow<()> {
+        self.stopped |= flow.is_break();
+        flow
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::MemoryEngine;
+    use proptest::prelude::*;
+
+    type Writes = Vec<(u8, Option<u8>)>;
+
+    fn batch(tree: Tree, writes: &Writes) -> WriteBatch {
+        writes
+            .iter()
+            .map(|(key, value)| ((tree, vec![*key]), value.map(|value| vec![value])))
+            .collect()
+    }
+
+    /// What a scan must see: the stored entries with the group's writes applied, then the
+    /// command's.
+    fn expected(layers: [&Writes; 3], range: &KeyRange, reverse: bool, limit: usize) -> Vec<Entry> {
+        let mut model = BTreeMap::new();
+        for layer in layers {
+            for (key, value) in layer {
+                match value {
+                    Some(value) => model.insert(vec![*key], vec![*value]),
+                    None => model.remove(&vec![*key]),
+                };
+            }
+        }
+        let entries = model.into_iter().filter(|(key, _)| range.contains(key));
+        let entries: Vec<Entry> = if reverse {
+            entries.rev().collect()
+        } else {
+            entries.collect()
+        };
+        entries.into_iter().take(limit).collect()
+    }
+
+    fn bound() -> impl Strategy<Value = Bound<Vec<u8>>> {
+        prop_oneof![
+            Just(Bound::Unbounded),
+            (0u8..24).prop_map(|key| Bound::Included(vec![key])),
+            (0u8..24).prop_map(|key| Bound::Excluded(vec![key])),
+        ]
+    }
+
+    fn writes() -> impl Strategy<Value = Writes> {
+        proptest::collection::vec((0u8..24, proptest::option::of(any::<u8>())), 0..16)
+    }
+
+    proptest! {
+        /// A scan through a command sees exactly the stored entries overlaid with the group's
+        /// staged writes and then the command's own, in order, in either direction, and stops
+        /// when told to. Writes to a neighbouring tree never leak in.
+        #[test]
+        fn a_scan_sees_the_stored_entries_through_the_staged_writes(
+            stored in writes(),
+            staged in writes(),
+            own in writes(),
+            other_tree in writes(),
+            range in (bound(), bound()),
+            reverse in any::<bool>(),
+            limit in 1usize..20,
+        ) {
+            let engine = MemoryEngine::new();
+            let mut initial = batch(Tree::Due, &stored);
+            initial.extend(batch(Tree::Jobs, &other_tree));
+            engine.commit(&initial).unwrap();
+            let mut group = batch(Tree::Due, &staged);
+            group.extend(batch(Tree::Expiry, &other_tree));
+            let mut tx = Tx::new(&engine, &mut group);
+            for (key, value) in &own {
+                match value {
+                    Some(value) => tx.put_raw(Tree::Due, vec![*key], &[*value]),
+                    None => tx.delete(Tree::Due, vec![*key]),
+                }
+            }
+
+            let mut seen = Vec::new();
+            tx.scan(Tree::Due, range.clone(), reverse, &mut |key, value| {
+                seen.push((key.to_vec(), value.to_vec()));
+                if seen.len() >= limit { ControlFlow::Break(()) } else { ControlFlow::Continue(()) }
+            }).unwrap();
+
+            prop_assert_eq!(seen, expected([&stored, &staged, &own], &range, reverse, limit));
+        }
+    }
+
+    #[test]
+    fn a_staged_command_is_seen_by_the_next_and_an_unstaged_one_by_none() {
+        let engine = MemoryEngine::new();
+        let mut group = WriteBatch::new();
+        let mut first = Tx::new(&engine, &mut group);
+        first.put_raw(Tree::Due, vec![1], &[1]);
+        first.stage();
+        let mut failed = Tx::new(&engine, &mut group);
+        assert_eq!(failed.read(Tree::Due, &[1]).unwrap(), Some(vec![1]));
+        failed.delete(Tree::Due, vec![1]);
+        failed.put_raw(Tree::Due, vec![2], &[2]);
+        drop(failed);
+        let next = Tx::new(&engine, &mut group);
+        assert_eq!(next.read(Tree::Due, &[1]).unwrap(), Some(vec![1]));
+        assert_eq!(next.read(Tree::Due, &[2]).unwrap(), None);
+        assert_eq!(
+            engine.get(Tree::Due, &[1]).unwrap(),
+            None,
+            "not committed yet"
+        );
     }
 }

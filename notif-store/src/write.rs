@@ -1,5 +1,6 @@
-//! The commands: every write of the store, each built in a [`Tx`] and committed atomically.
-//! They run on the store's single writer thread, so a command's reads are never stale.
+//! The commands: every write of the store, each built in a [`Tx`] and staged into its group's
+//! atomic commit. They run on the store's single writer thread, and read through the writes
+//! staged before them, so a command's reads are never stale.
 
 use std::ops::{Bound, ControlFlow};
 use std::time::Duration;
@@ -24,15 +25,14 @@ use crate::tx::{Reader, Tx, feed_subscriptions, scan_prefix};
 /// Applies a feed op: resolves its target, runs the domain rule, and writes the new versions,
 /// their indexes, change-log entries, counters, jobs and statuses in one commit.
 pub(crate) fn write_feed<E: Engine + ?Sized>(
-    engine: &E,
+    tx: &mut Tx<'_, E>,
     feed: &FeedKey,
     op: FeedOp,
     now: Timestamp,
 ) -> Result<FeedWrite, StoreError> {
-    let mut tx = Tx::new(engine);
-    let current = resolve(&tx, feed, &op.target())?;
+    let current = resolve(tx, feed, &op.target())?;
     let meta = tx.feed_meta(feed)?;
-    let subscriptions = feed_subscriptions(engine, feed)?;
+    let subscriptions = feed_subscriptions(tx, feed)?;
     let write = feed::apply(
         op,
         FeedState {
@@ -47,7 +47,7 @@ pub(crate) fn write_feed<E: Engine + ?Sized>(
         let previous = current
             .iter()
             .find(|candidate| candidate.id == notification.id);
-        unread = put_notification(&mut tx, previous, notification, unread)?;
+        unread = put_notification(tx, previous, notification, unread)?;
     }
     tx.put(
         Tree::Feeds,
@@ -58,9 +58,8 @@ pub(crate) fn write_feed<E: Engine + ?Sized>(
         },
     );
     for job in &write.jobs {
-        put_job(&mut tx, feed, job, now)?;
+        put_job(tx, feed, job, now)?;
     }
-    tx.commit()?;
     Ok(write)
 }
 
@@ -216,11 +215,10 @@ fn put_job<E: Engine + ?Sized>(
 
 /// Stores a subscription, or renews the one with the same channel identity in the same app.
 pub(crate) fn subscribe<E: Engine + ?Sized>(
-    engine: &E,
+    tx: &mut Tx<'_, E>,
     candidate: Subscription,
     max_per_user: usize,
 ) -> Result<SubscribeOutcome, StoreError> {
-    let mut tx = Tx::new(engine);
     let channel_key = keys::channel_key(&candidate.feed.app, &candidate.channel.identity());
     let existing = match tx.read(Tree::Channels, &channel_key)? {
         Some(bytes) => match keys::uuid_at(&bytes, 0) {
@@ -234,7 +232,7 @@ pub(crate) fn subscribe<E: Engine + ?Sized>(
         .is_none_or(|existing| existing.feed != candidate.feed);
     if joins_feed {
         let held = scan_prefix(
-            engine,
+            &*tx,
             Tree::FeedSubscriptions,
             &keys::feed_prefix(&candidate.feed),
             max_per_user.max(1),
@@ -249,7 +247,7 @@ pub(crate) fn subscribe<E: Engine + ?Sized>(
     }
     let subscription = match &existing {
         Some(existing) => {
-            unindex_subscription(&mut tx, existing);
+            unindex_subscription(tx, existing);
             Subscription {
                 id: existing.id,
                 created_at: existing.created_at,
@@ -274,7 +272,6 @@ pub(crate) fn subscribe<E: Engine + ?Sized>(
         &[],
     );
     tx.put_raw(Tree::Channels, channel_key, subscription.id.as_bytes());
-    tx.commit()?;
     Ok(SubscribeOutcome {
         subscription,
         renewed: existing.is_some(),
@@ -311,29 +308,27 @@ fn remove_subscription<E: Engine + ?Sized>(
 
 /// Removes a subscription of `feed`.
 pub(crate) fn unsubscribe<E: Engine + ?Sized>(
-    engine: &E,
+    tx: &mut Tx<'_, E>,
     feed: &FeedKey,
     id: SubscriptionId,
 ) -> Result<(), StoreError> {
-    let mut tx = Tx::new(engine);
     let subscription = tx
         .subscription(id)?
         .filter(|subscription| &subscription.feed == feed)
         .ok_or(StoreError::NotFound)?;
-    remove_subscription(&mut tx, &subscription)?;
-    tx.commit()
+    remove_subscription(tx, &subscription)
 }
 
 /// The keys of `tree` (keyed by time first) that are due at `now`, at most `limit`.
-fn due_keys<E: Engine + ?Sized>(
-    engine: &E,
+fn due_keys<R: Reader>(
+    reader: &R,
     tree: Tree,
     now: Timestamp,
     limit: usize,
 ) -> Result<Vec<Vec<u8>>, StoreError> {
     let end = keys::time_bytes(now.saturating_add(Duration::from_millis(1))).to_vec();
     let mut found = Vec::new();
-    engine.scan(
+    reader.scan(
         tree,
         (Bound::Unbounded, Bound::Excluded(end)),
         false,
@@ -379,14 +374,13 @@ fn put_status<E: Engine + ?Sized>(
 
 /// Leases due jobs, dropping those whose notification expired or whose endpoint is gone.
 pub(crate) fn lease_due<E: Engine + ?Sized>(
-    engine: &E,
+    tx: &mut Tx<'_, E>,
     now: Timestamp,
     limit: usize,
     lease: Duration,
 ) -> Result<Vec<LeasedJob>, StoreError> {
-    let mut tx = Tx::new(engine);
     let mut leased = Vec::new();
-    for due_key in due_keys(engine, Tree::Due, now, limit)? {
+    for due_key in due_keys(&*tx, Tree::Due, now, limit)? {
         let Some(job_key) = keys::array_at::<32>(&due_key, 8) else {
             tx.delete(Tree::Due, due_key);
             continue;
@@ -415,8 +409,8 @@ pub(crate) fn lease_due<E: Engine + ?Sized>(
         let subscription = tx.subscription(job.subscription)?;
         match (notification, subscription) {
             (Some(notification), _) if notification.expiration <= now => {
-                remove_job(&mut tx, &job);
-                put_status(&mut tx, &job, DeliveryState::Expired, job.attempts, now);
+                remove_job(tx, &job);
+                put_status(tx, &job, DeliveryState::Expired, job.attempts, now);
             }
             (Some(notification), Some(subscription)) if subscription.is_live(now) => {
                 let mut leased_job = job.clone();
@@ -435,11 +429,11 @@ pub(crate) fn lease_due<E: Engine + ?Sized>(
                 });
             }
             (notification, _) => {
-                remove_job(&mut tx, &job);
+                remove_job(tx, &job);
                 if notification.is_some() {
                     let reason = "the subscription was removed or lapsed".to_owned();
                     put_status(
-                        &mut tx,
+                        tx,
                         &job,
                         DeliveryState::Failed { reason },
                         job.attempts,
@@ -449,21 +443,19 @@ pub(crate) fn lease_due<E: Engine + ?Sized>(
             }
         }
     }
-    tx.commit()?;
     Ok(leased)
 }
 
 /// Applies the settlements of attempts, in one commit.
 pub(crate) fn settle<E: Engine + ?Sized>(
-    engine: &E,
+    tx: &mut Tx<'_, E>,
     settlements: &[(DeliveryJob, Settlement)],
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let mut tx = Tx::new(engine);
     for (job, settlement) in settlements {
-        settle_one(&mut tx, job, settlement.clone(), now)?;
+        settle_one(tx, job, settlement.clone(), now)?;
     }
-    tx.commit()
+    Ok(())
 }
 
 /// Applies the settlement of an attempt at `job`.
@@ -539,13 +531,12 @@ fn settle_one<E: Engine + ?Sized>(
 
 /// Removes notifications and subscriptions expired at `now`, at most `limit` of each.
 pub(crate) fn expire<E: Engine + ?Sized>(
-    engine: &E,
+    tx: &mut Tx<'_, E>,
     now: Timestamp,
     limit: usize,
 ) -> Result<usize, StoreError> {
-    let mut tx = Tx::new(engine);
     let mut removed = 0;
-    for expiry_key in due_keys(engine, Tree::Expiry, now, limit)? {
+    for expiry_key in due_keys(&*tx, Tree::Expiry, now, limit)? {
         tx.delete(Tree::Expiry, expiry_key.clone());
         let Some((feed, rest)) = keys::split_feed(&expiry_key[8..]) else {
             continue;
@@ -569,10 +560,10 @@ pub(crate) fn expire<E: Engine + ?Sized>(
         if notification.expiration > now {
             continue;
         }
-        remove_notification(&mut tx, &notification)?;
+        remove_notification(tx, &notification)?;
         removed += 1;
     }
-    for expiry_key in due_keys(engine, Tree::SubscriptionExpiry, now, limit)? {
+    for expiry_key in due_keys(&*tx, Tree::SubscriptionExpiry, now, limit)? {
         tx.delete(Tree::SubscriptionExpiry, expiry_key.clone());
         let Some(id) = keys::uuid_at(&expiry_key, 8).map(SubscriptionId::from_uuid) else {
             continue;
@@ -580,11 +571,10 @@ pub(crate) fn expire<E: Engine + ?Sized>(
         if let Some(subscription) = tx.subscription(id)?
             && !subscription.is_live(now)
         {
-            remove_subscription(&mut tx, &subscription)?;
+            remove_subscription(tx, &subscription)?;
             removed += 1;
         }
     }
-    tx.commit()?;
     Ok(removed)
 }
 
@@ -616,8 +606,7 @@ fn remove_notification<E: Engine + ?Sized>(
         meta.unread = meta.unread.saturating_sub(1);
         tx.put(Tree::Feeds, keys::feed_prefix(feed), &meta);
     }
-    let engine = tx.engine();
-    for (job_key, job_bytes) in scan_prefix(engine, Tree::Jobs, id.as_bytes(), usize::MAX)? {
+    for (job_key, job_bytes) in scan_prefix(&*tx, Tree::Jobs, id.as_bytes(), usize::MAX)? {
         if let Ok((_, job)) = crate::records::decode::<JobRecord>(&job_key, &job_bytes)
             .and_then(|record| record.into_domain(&job_key))
         {
@@ -628,7 +617,7 @@ fn remove_notification<E: Engine + ?Sized>(
         }
         tx.delete(Tree::Jobs, job_key);
     }
-    for (status_key, _) in scan_prefix(engine, Tree::Status, id.as_bytes(), usize::MAX)? {
+    for (status_key, _) in scan_prefix(&*tx, Tree::Status, id.as_bytes(), usize::MAX)? {
         tx.delete(Tree::Status, status_key);
     }
     Ok(())

@@ -951,3 +951,87 @@ impl Harness {
         self.clock.now()
     }
 }
+
+/// Writes queued together are grouped into one commit; each must still see the ones before
+/// it (counters, appNotificationId upserts, subscriptions), and one failing must not take
+/// the others down.
+pub(crate) async fn concurrent_writes_each_see_the_ones_before(harness: Harness) {
+    let alice = user("alice");
+    harness
+        .service
+        .subscribe(caller(&alice), channel("android", 1))
+        .await
+        .unwrap();
+    let harness = std::sync::Arc::new(harness);
+    let mut writes = tokio::task::JoinSet::new();
+    for index in 0..40 {
+        let (harness, alice) = (harness.clone(), alice.clone());
+        writes.spawn(async move {
+            let key = if index % 4 == 0 {
+                "shared".to_owned()
+            } else {
+                format!("n{index}")
+            };
+            harness
+                .service
+                .create(caller(&alice), draft(&key))
+                .await
+                .map(|created| created.replaced)
+        });
+    }
+    let (failing_harness, alice_again) = (harness.clone(), alice.clone());
+    let failing = tokio::spawn(async move {
+        failing_harness
+            .service
+            .unsubscribe(
+                caller(&alice_again),
+                notif_core::ids::SubscriptionId::from_parts(9, [9; 10]),
+            )
+            .await
+    });
+    let replaced: Vec<bool> = writes
+        .join_all()
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(matches!(failing.await.unwrap(), Err(Error::NotFound)));
+
+    assert_eq!(
+        replaced.iter().filter(|replaced| !**replaced).count(),
+        31,
+        "30 keys + shared once"
+    );
+    let page = harness
+        .service
+        .list(
+            caller(&alice),
+            &ListQuery {
+                page_size: 100,
+                ..ListQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.notifications.len(), 31);
+    assert_eq!(page.unread_count, 31);
+    let mut seqs: Vec<u64> = page
+        .notifications
+        .iter()
+        .map(|n| n.change_seq.value())
+        .collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(seqs.len(), 31, "every write took its own change seq");
+    assert_eq!(*seqs.last().unwrap(), 40, "40 writes, 40 seqs");
+    let jobs = harness
+        .store
+        .lease_due(harness.clock_now(), 100, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        jobs.len(),
+        31,
+        "one job per notification for the one device"
+    );
+}

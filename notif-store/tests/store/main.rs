@@ -50,4 +50,5 @@ contract_suite!(
     expiry_removes_everything,
     jobs_of_expired_notifications_are_dropped,
     subscriptions_lapse,
+    concurrent_writes_each_see_the_ones_before,
 );
