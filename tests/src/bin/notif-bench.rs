@@ -79,7 +79,12 @@ where
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let interval = rate.map(|rate| Duration::from_secs_f64(CONCURRENCY as f64 / rate));
-            let mut next = Instant::now();
+            // Paced workers start staggered across one interval, so calls arrive evenly
+            // spread at the rate rather than in bursts of `CONCURRENCY`.
+            let mut next = Instant::now()
+                + interval.map_or(Duration::ZERO, |interval| {
+                    interval.mul_f64(worker as f64 / CONCURRENCY as f64)
+                });
             let mut number = 0u64;
             while started.elapsed() < duration {
                 if let Some(interval) = interval {
