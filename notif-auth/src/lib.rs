@@ -10,6 +10,7 @@
 //! Modules:
 //! - `claims` — [`Claims`] and their mapping to a principal.
 //! - `verifier` — [`JwtVerifier`] and [`TrustedIssuer`].
+//! - `verified` — the memo of recently verified tokens behind [`JwtVerifier`].
 //! - `jwks` — [`KeySource`]: remote JWKS with rate-limited refresh, or shared in-process keys.
 //! - `registry` — [`AppDirectory`], [`AppConfig`], secret hashing, the demo app.
 //! - `idp` — [`IdentityProvider`], its signing keys and OAuth messages.
@@ -20,6 +21,7 @@ mod error;
 mod idp;
 mod jwks;
 mod registry;
+mod verified;
 mod verifier;
 
 pub use claims::Claims;

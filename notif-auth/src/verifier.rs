@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::claims::Claims;
 use crate::jwks::KeySource;
+use crate::verified::VerifiedTokens;
 
 /// The only algorithms accepted. Never `none`, never HS* (a public key must not become an
 /// HMAC secret).
@@ -30,10 +31,12 @@ pub struct TrustedIssuer {
     pub keys: KeySource,
 }
 
-/// Verifies bearer JWTs from trusted issuers.
+/// Verifies bearer JWTs from trusted issuers. A token that verified is remembered for up to
+/// a minute (never past its expiry), so a client reusing it pays for one signature check.
 pub struct JwtVerifier {
     issuers: Vec<TrustedIssuer>,
     leeway: Duration,
+    verified: VerifiedTokens,
 }
 
 impl fmt::Debug for JwtVerifier {
@@ -52,7 +55,11 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 impl JwtVerifier {
     /// A verifier accepting tokens of `issuers`, with `leeway` for `exp` and `nbf`.
     pub fn new(issuers: Vec<TrustedIssuer>, leeway: Duration) -> Self {
-        Self { issuers, leeway }
+        Self {
+            issuers,
+            leeway,
+            verified: VerifiedTokens::default(),
+        }
     }
 }
 
@@ -102,10 +109,32 @@ fn map_error(error: jsonwebtoken::errors::Error) -> TokenError {
     }
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
 #[async_trait]
 impl TokenVerifier for JwtVerifier {
     async fn verify(&self, bearer: &str) -> Result<Principal, TokenError> {
         let token = bearer.trim();
+        let now = unix_now();
+        if let Some(principal) = self.verified.get(token, now) {
+            return Ok(principal);
+        }
+        let claims = self.verify_claims(token).await?;
+        let principal = claims.principal()?;
+        let expires_at = claims.exp.saturating_add(self.leeway.as_secs());
+        self.verified
+            .insert(token, principal.clone(), now, expires_at);
+        Ok(principal)
+    }
+}
+
+impl JwtVerifier {
+    /// Checks `token`'s algorithm, key, signature and claims, and returns its claims.
+    async fn verify_claims(&self, token: &str) -> Result<Claims, TokenError> {
         let algorithm = header_algorithm(token)?;
         if !ALLOWED_ALGORITHMS.contains(&algorithm.as_str()) {
             return Err(TokenError::AlgorithmNotAllowed(algorithm));
@@ -143,6 +172,6 @@ impl TokenVerifier for JwtVerifier {
         validation.set_audience(&[&issuer.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(map_error)?;
-        data.claims.principal()
+        Ok(data.claims)
     }
 }
