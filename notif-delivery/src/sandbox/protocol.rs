@@ -194,25 +194,28 @@ fn apns_error(status: u16, reason: &str) -> Response {
     json_response(status, &json!({"reason": reason}))
 }
 
-fn apns_check(shared: &Shared, request: &Request, device_token: &str) -> Check {
-    let Some(token) = request.bearer() else {
-        return Err(Box::new(apns_error(403, "MissingProviderToken")));
-    };
+/// Whether `token` is a JWT signed with the provider key the sandbox was given.
+fn apns_signature_valid(shared: &Shared, token: &str) -> bool {
     let parts: Vec<&str> = token.split('.').collect();
-    let signature_ok = parts.len() == 3
+    parts.len() == 3
         && URL_SAFE_NO_PAD.decode(parts[2]).is_ok_and(|signature| {
             UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &shared.apns_public_key)
                 .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
                 .is_ok()
-        });
-    if !signature_ok {
-        return Err(Box::new(apns_error(403, "InvalidProviderToken")));
-    }
-    {
-        let mut state = shared.state();
-        if !state.apns_tokens.iter().any(|seen| seen == token) {
-            state.apns_tokens.push(token.to_owned());
+        })
+}
+
+fn apns_check(shared: &Shared, request: &Request, device_token: &str) -> Check {
+    let Some(token) = request.bearer() else {
+        return Err(Box::new(apns_error(403, "MissingProviderToken")));
+    };
+    // Like APNs, a provider token is verified once and then recognised while it is reused.
+    let known = shared.state().apns_tokens.iter().any(|seen| seen == token);
+    if !known {
+        if !apns_signature_valid(shared, token) {
+            return Err(Box::new(apns_error(403, "InvalidProviderToken")));
         }
+        shared.state().apns_tokens.push(token.to_owned());
     }
     if request.header("apns-topic").is_none() {
         return Err(Box::new(apns_error(400, "MissingTopic")));

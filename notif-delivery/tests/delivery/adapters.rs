@@ -358,3 +358,31 @@ async fn provider_tokens_are_reused() {
     assert_eq!(sandbox.providers.token_requests(Platform::Android), 2);
     assert_eq!(sandbox.providers.token_requests(Platform::Windows), 2);
 }
+
+#[tokio::test]
+async fn a_provider_token_signed_with_another_key_is_refused() {
+    let sandbox = Sandbox::start().await;
+    let stranger = web_push_native::jwt_simple::algorithms::ES256KeyPair::generate();
+    let config = notif_delivery::ApnsConfig {
+        private_key_pem: stranger.to_pem().unwrap(),
+        ..sandbox.providers.apns_config(crate::fixtures::http())
+    };
+    let gateway = notif_delivery::ApnsGateway::new(config).unwrap();
+    let message = push(
+        &notification(visual_draft("n")),
+        ChangeKind::Created,
+        sandbox.subscription(Platform::Ios, 1),
+    );
+
+    for _ in 0..2 {
+        assert_ne!(
+            notif_core::ports::PushGateway::send(&gateway, &message).await,
+            DeliveryOutcome::Delivered
+        );
+    }
+    assert!(sandbox.providers.pushes().is_empty());
+    assert!(
+        sandbox.providers.apns_provider_tokens().is_empty(),
+        "a token that failed verification is never recognised"
+    );
+}
