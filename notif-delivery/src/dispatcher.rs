@@ -90,7 +90,8 @@ impl Gateways {
 pub struct DispatcherConfig {
     /// How long a leased job stays invisible (default 60 s); a crash makes it due again after.
     pub lease: Duration,
-    /// Most jobs leased at once (default 256).
+    /// Most jobs leased at once (default 64): one lease is one store command, and smaller
+    /// commands keep client writes from queueing behind a long one.
     pub batch_size: usize,
     /// Back-off for retries.
     pub retry: RetryPolicy,
@@ -104,7 +105,7 @@ impl Default for DispatcherConfig {
     fn default() -> Self {
         Self {
             lease: Duration::from_secs(60),
-            batch_size: 256,
+            batch_size: 64,
             retry: RetryPolicy::default(),
             drain_timeout: Duration::from_secs(10),
             max_idle: Duration::from_secs(5),
@@ -348,7 +349,7 @@ impl Dispatcher {
 /// Most settlements queued for the store; senders wait when it is full.
 const SETTLEMENT_QUEUE: usize = 4096;
 /// Most settlements written in one store command.
-const SETTLEMENT_BATCH: usize = 512;
+const SETTLEMENT_BATCH: usize = 128;
 
 /// Writes settlements in batches: one store command for everything that finished while the
 /// previous batch was being written, instead of one per push.

@@ -260,7 +260,7 @@ impl Default for DispatcherSettings {
     fn default() -> Self {
         Self {
             concurrency: 64,
-            batch_size: 256,
+            batch_size: 64,
             lease_seconds: 60,
             request_timeout_ms: 10_000,
             retry_initial_delay_ms: 1_000,
