@@ -203,8 +203,12 @@ async fn scenario_grpc(settings: &Settings) -> (Value, f64) {
     let mut creates = Vec::new();
     let mut baselines = Vec::new();
     let mut last = None;
-    for round in 0..settings.rounds() {
+    // The baseline is measured first, on a quiet server: after a round of creates the
+    // dispatcher is still delivering their backlog, which would slow the empty handler.
+    for _ in 0..settings.rounds() {
         baselines.push(empty_handler(&server, settings.round()).await.per_second);
+    }
+    for round in 0..settings.rounds() {
         let result = grpc_creates(&server, &tokens, settings.round(), None, round).await;
         creates.push(result.per_second);
         last = Some(result);
@@ -229,13 +233,22 @@ async fn scenario_grpc(settings: &Settings) -> (Value, f64) {
 async fn scenario_latency(settings: &Settings, max_throughput: f64) -> Value {
     let (server, tokens) = bench_server().await;
     let rate = max_throughput / 2.0;
-    let result = grpc_creates(&server, &tokens, settings.round(), Some(rate), 9).await;
+    // A warm-up second at the rate opens the provider connections and fetches their tokens.
+    grpc_creates(&server, &tokens, Duration::from_secs(1), Some(rate), 100).await;
+    let mut p50s = Vec::new();
+    let mut p99s = Vec::new();
+    for round in 0..settings.rounds() {
+        let result =
+            grpc_creates(&server, &tokens, settings.round(), Some(rate), 101 + round).await;
+        p50s.push(result.p50.as_secs_f64() * 1e3);
+        p99s.push(result.p99.as_secs_f64() * 1e3);
+    }
     server.stop().await;
+    let (p50, p99) = (median(p50s), median(p99s.clone()));
     println!(
-        "latency: at {rate:.0} creates/s (half of the maximum) p50 {:?}, p99 {:?} (goal p99 <= 5 ms)",
-        result.p50, result.p99
+        "latency: at {rate:.0} creates/s (half of the maximum) p50 {p50:.2} ms, p99 {p99:.2} ms (rounds: {p99s:.2?}; goal p99 <= 5 ms)"
     );
-    json!({"rate_per_s": rate, "p50_ms": result.p50.as_secs_f64() * 1e3, "p99_ms": result.p99.as_secs_f64() * 1e3, "goal_p99_ms": 5.0})
+    json!({"rate_per_s": rate, "p50_ms": p50, "p99_ms": p99, "p99_ms_by_round": p99s, "goal_p99_ms": 5.0})
 }
 
 fn draft(number: u64) -> NotificationDraft {
