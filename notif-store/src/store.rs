@@ -33,6 +33,9 @@ use crate::{read, write};
 
 /// The most commands applied before one flush.
 const MAX_GROUP: usize = 512;
+/// The most writes staged in one group: bounds the transaction (its memory, and how long the
+/// commands queued behind it wait).
+const MAX_GROUP_WRITES: usize = 2048;
 /// Commands waiting for the writer; senders wait when it is full (backpressure).
 const QUEUE_DEPTH: usize = 4096;
 
@@ -222,7 +225,7 @@ fn run_writer<E: Engine>(engine: &E, mut commands: mpsc::Receiver<Command<E>>) {
         while let Some(command) = next.take() {
             durable |= command.durable;
             replies.push((command.run)(engine, &mut group));
-            if replies.len() < MAX_GROUP {
+            if replies.len() < MAX_GROUP && group.len() < MAX_GROUP_WRITES {
                 next = commands.try_recv().ok();
             }
         }
