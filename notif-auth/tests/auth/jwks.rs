@@ -1,5 +1,6 @@
-//! JWKS fetching from a real HTTP server on loopback: rotation is picked up, and unknown key
-//! ids cannot make the verifier fetch more than once per interval.
+//! Where keys come from: JWKS fetched from a real HTTP server on loopback (rotation is picked
+//! up, unknown key ids cannot make the verifier fetch more than once per interval), and what a
+//! key withdrawal does to tokens verified before it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -132,4 +133,35 @@ async fn an_unreachable_issuer_is_unavailable() {
         verifier.verify(&key.sign(&user_claims())).await,
         Err(TokenError::Unavailable(_))
     ));
+}
+
+#[tokio::test]
+async fn a_verified_token_is_remembered_but_a_withdrawn_key_signs_nothing_new() {
+    let key = TestKey::generate("withdrawn");
+    let keys: notif_auth::SharedKeys = Arc::new(std::sync::RwLock::new(JwkSet {
+        keys: vec![key.jwk.clone()],
+    }));
+    let verifier = JwtVerifier::new(
+        vec![TrustedIssuer {
+            issuer: ISSUER.into(),
+            audience: AUDIENCE.into(),
+            keys: KeySource::Shared(keys.clone()),
+        }],
+        DEFAULT_LEEWAY,
+    );
+    let token = key.sign(&user_claims());
+    assert!(verifier.verify(&token).await.is_ok());
+
+    keys.write().unwrap().keys.clear();
+    let remembered = verifier.verify(&token).await.unwrap();
+    assert_eq!(
+        remembered.user.unwrap().as_str(),
+        "alice",
+        "a token verified a moment ago is not checked again (for at most a minute)"
+    );
+    assert_eq!(
+        verifier.verify(&key.sign(&user_claims())).await,
+        Err(TokenError::UnknownKey("withdrawn".into())),
+        "a new token needs the key, which is gone"
+    );
 }
