@@ -1,11 +1,18 @@
 //! The JWT claims notif reads and issues, and how they map to a `Principal`.
 
 use std::collections::BTreeSet;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use notif_core::app::Principal;
 use notif_core::ids::{ClientId, UserId};
 use notif_core::ports::TokenError;
 use serde::{Deserialize, Serialize};
+
+/// `time` as a JWT NumericDate: whole seconds since the Unix epoch (0 before it).
+pub(crate) fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
 
 /// The claims of an access token (Microsoft identity platform names).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

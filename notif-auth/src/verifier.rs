@@ -12,7 +12,7 @@ use notif_core::app::Principal;
 use notif_core::ports::{TokenError, TokenVerifier};
 use serde::Deserialize;
 
-use crate::claims::Claims;
+use crate::claims::{Claims, unix_seconds};
 use crate::jwks::KeySource;
 use crate::verified::VerifiedTokens;
 
@@ -109,17 +109,11 @@ fn map_error(error: jsonwebtoken::errors::Error) -> TokenError {
     }
 }
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
-}
-
 #[async_trait]
 impl TokenVerifier for JwtVerifier {
     async fn verify(&self, bearer: &str) -> Result<Principal, TokenError> {
         let token = bearer.trim();
-        let now = unix_now();
+        let now = unix_seconds(std::time::SystemTime::now());
         if let Some(principal) = self.verified.get(token, now) {
             return Ok(principal);
         }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine as _;
@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::keys::KeyRing;
 use super::oauth::{OAuthError, OAuthErrorCode, TokenRequest, TokenResponse};
-use crate::claims::Claims;
+use crate::claims::{Claims, unix_seconds};
 use crate::error::Error;
 use crate::jwks::KeySource;
 use crate::registry::AppDirectory;
@@ -90,11 +90,6 @@ impl fmt::Debug for IdentityProvider {
             .field("audience", &self.config.audience)
             .finish_non_exhaustive()
     }
-}
-
-fn unix_seconds(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs())
 }
 
 fn random_token() -> Result<String, OAuthError> {

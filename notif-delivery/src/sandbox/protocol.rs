@@ -215,7 +215,11 @@ fn apns_check(shared: &Shared, request: &Request, device_token: &str) -> Check {
         if !apns_signature_valid(shared, token) {
             return Err(Box::new(apns_error(403, "InvalidProviderToken")));
         }
-        shared.state().apns_tokens.push(token.to_owned());
+        // Concurrent first uses of a token both verify it; it is recorded once.
+        let mut state = shared.state();
+        if !state.apns_tokens.iter().any(|seen| seen == token) {
+            state.apns_tokens.push(token.to_owned());
+        }
     }
     if request.header("apns-topic").is_none() {
         return Err(Box::new(apns_error(400, "MissingTopic")));
