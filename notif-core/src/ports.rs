@@ -270,7 +270,8 @@ pub struct LeasedJob {
 pub trait DeliveryQueue: Send + Sync + Debug {
     /// Leases up to `limit` jobs due at `now`: each becomes invisible to other leases for
     /// `lease`, after which it comes back (so a crashed dispatcher's jobs are not lost). Jobs
-    /// whose notification expired are dropped and recorded as expired.
+    /// whose notification expired are dropped and recorded as expired. A store may lease a
+    /// job as it writes it, once a dispatcher leases; that lease then runs from the write.
     ///
     /// # Errors
     /// A storage failure.

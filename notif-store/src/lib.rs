@@ -10,6 +10,7 @@
 //! - `store` — [`Store`], [`SledStore`], [`MemoryStore`]: the ports, the group-committing writer.
 //! - `engine` — the engines and the tree layout.
 //! - `write` — every write command, each one atomic commit.
+//! - `handoff` — jobs leased as they are written, waiting in memory for the dispatcher.
 //! - `read` — listing, change replay, status and lookups.
 //! - `tx` — point reads and the per-command write overlay.
 //! - `keys` — order-preserving key encodings.
@@ -20,6 +21,7 @@
 //! [`DeliveryQueue`]: notif_core::ports::DeliveryQueue
 
 mod engine;
+mod handoff;
 mod keys;
 mod read;
 mod records;

@@ -30,6 +30,7 @@ use notif_core::time::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Engine, MemoryEngine, SledEngine, WriteBatch};
+use crate::handoff::Handoff;
 use crate::tx::{Direct, Reader, Tx, feed_subscriptions};
 use crate::{read, write};
 
@@ -60,6 +61,7 @@ pub struct Store<E: Engine> {
     commands: mpsc::Sender<Command<E>>,
     writer: Mutex<Option<JoinHandle<()>>>,
     writes: WriteStats,
+    handoff: Arc<Handoff>,
 }
 
 /// How many writes were made and how long they took, queueing and flush included.
@@ -112,16 +114,18 @@ impl<E: Engine> Store<E> {
     fn start(engine: E) -> Self {
         let engine = Arc::new(engine);
         let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let writer_engine = Arc::clone(&engine);
+        let handoff = Arc::new(Handoff::default());
+        let (writer_engine, writer_handoff) = (Arc::clone(&engine), Arc::clone(&handoff));
         let writer = std::thread::Builder::new()
             .name("notif-store-writer".into())
-            .spawn(move || run_writer(writer_engine, receiver))
+            .spawn(move || run_writer(writer_engine, &writer_handoff, receiver))
             .ok();
         Self {
             engine,
             commands,
             writer: Mutex::new(writer),
             writes: WriteStats::default(),
+            handoff,
         }
     }
 
@@ -149,11 +153,17 @@ impl<E: Engine> Store<E> {
     /// # Errors
     /// [`StoreError::Unavailable`] when the final flush fails.
     pub async fn close(self) -> Result<(), StoreError> {
+        let waiting = self.handoff.drain();
+        if !waiting.is_empty() {
+            self.command(true, move |tx| write::release_leases(tx, &waiting))
+                .await?;
+        }
         let Self {
             engine,
             commands,
             writer,
             writes: _,
+            handoff: _,
         } = self;
         drop(commands);
         let writer = writer.lock().ok().and_then(|mut writer| writer.take());
@@ -182,6 +192,17 @@ impl<E: Engine> Store<E> {
         durable: bool,
         operation: impl FnOnce(&mut Tx<'_, E>) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        self.command_then(durable, operation, |_| {}).await
+    }
+
+    /// Runs `operation` as a command; once it is committed (and flushed, when `durable`),
+    /// `then` sees its result before the caller does — even if the caller has gone away.
+    async fn command_then<T: Send + 'static>(
+        &self,
+        durable: bool,
+        operation: impl FnOnce(&mut Tx<'_, E>) -> Result<T, StoreError> + Send + 'static,
+        then: impl FnOnce(&mut T) + Send + 'static,
+    ) -> Result<T, StoreError> {
         let started = Instant::now();
         let (reply_sender, reply) = oneshot::channel();
         let run = Box::new(move |engine: &E, group: &mut WriteBatch| -> Reply {
@@ -191,8 +212,12 @@ impl<E: Engine> Store<E> {
                 tx.stage();
             }
             Box::new(move |flushed: Result<(), StoreError>| {
+                let mut result = flushed.and(result);
+                if let Ok(value) = &mut result {
+                    then(value);
+                }
                 // The caller may have gone away (request cancelled); the write stands.
-                let _ = reply_sender.send(flushed.and(result));
+                let _ = reply_sender.send(result);
             })
         });
         self.commands
@@ -221,7 +246,11 @@ impl<E: Engine> Store<E> {
 
 /// Applies and commits groups of commands, and hands each committed group to the flusher,
 /// so the next group is applied while the previous one is being made durable.
-fn run_writer<E: Engine>(engine: Arc<E>, mut commands: mpsc::Receiver<Command<E>>) {
+fn run_writer<E: Engine>(
+    engine: Arc<E>,
+    handoff: &Handoff,
+    mut commands: mpsc::Receiver<Command<E>>,
+) {
     let (committed, flusher_queue) = std::sync::mpsc::channel();
     let flusher_engine = Arc::clone(&engine);
     let flusher = std::thread::Builder::new()
@@ -244,8 +273,12 @@ fn run_writer<E: Engine>(engine: Arc<E>, mut commands: mpsc::Receiver<Command<E>
                 next = commands.try_recv().ok();
             }
         }
+        let outcome = engine.commit(&group);
+        if outcome.is_ok() {
+            handoff.committed(&group);
+        }
         let group = CommittedGroup {
-            committed: engine.commit(&group),
+            committed: outcome,
             durable,
             replies,
         };
@@ -296,8 +329,16 @@ impl<E: Engine> NotificationStore for Store<E> {
         now: Timestamp,
     ) -> Result<FeedWrite, StoreError> {
         let feed = feed.clone();
-        self.command(true, move |tx| write::write_feed(tx, &feed, op, now))
-            .await
+        let (writing, handing) = (Arc::clone(&self.handoff), Arc::clone(&self.handoff));
+        let (write, _) = self
+            .command_then(
+                true,
+                move |tx| write::write_feed(tx, &feed, op, now, &writing),
+                // Handed over only once durable: a push never announces an unwritten change.
+                move |(_, leased)| handing.put(now, std::mem::take(leased)),
+            )
+            .await?;
+        Ok(write)
     }
 
     async fn get(
@@ -345,7 +386,8 @@ impl<E: Engine> NotificationStore for Store<E> {
     }
 
     async fn expire(&self, now: Timestamp, limit: usize) -> Result<usize, StoreError> {
-        self.command(true, move |tx| write::expire(tx, now, limit))
+        let handoff = Arc::clone(&self.handoff);
+        self.command(true, move |tx| write::expire(tx, &handoff, now, limit))
             .await
     }
 }
@@ -357,8 +399,9 @@ impl<E: Engine> SubscriptionStore for Store<E> {
         candidate: Subscription,
         max_per_user: usize,
     ) -> Result<SubscribeOutcome, StoreError> {
+        let handoff = Arc::clone(&self.handoff);
         self.command(true, move |tx| {
-            write::subscribe(tx, candidate, max_per_user)
+            write::subscribe(tx, &handoff, candidate, max_per_user)
         })
         .await
     }
@@ -376,7 +419,8 @@ impl<E: Engine> SubscriptionStore for Store<E> {
 
     async fn unsubscribe(&self, feed: &FeedKey, id: SubscriptionId) -> Result<(), StoreError> {
         let feed = feed.clone();
-        self.command(true, move |tx| write::unsubscribe(tx, &feed, id))
+        let handoff = Arc::clone(&self.handoff);
+        self.command(true, move |tx| write::unsubscribe(tx, &handoff, &feed, id))
             .await
     }
 }
@@ -389,9 +433,26 @@ impl<E: Engine> DeliveryQueue for Store<E> {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<LeasedJob>, StoreError> {
+        let taken = self.handoff.take(now, limit, lease);
+        let mut leased = taken.jobs;
+        if !taken.scan {
+            return Ok(leased);
+        }
+        let wanted = limit - leased.len();
         // A lease lost in a crash only makes the job due again sooner: no flush needed.
-        self.command(false, move |tx| write::lease_due(tx, now, limit, lease))
-            .await
+        let scanned = self
+            .command(false, move |tx| write::lease_due(tx, now, wanted, lease))
+            .await;
+        match scanned {
+            Ok(found) => {
+                self.handoff.scanned(now, found.len() < wanted);
+                leased.extend(found);
+                Ok(leased)
+            }
+            // The jobs taken from the hand-off still go; the scan is retried next time.
+            Err(_) if !leased.is_empty() => Ok(leased),
+            Err(error) => Err(error),
+        }
     }
 
     async fn settle(
@@ -402,11 +463,17 @@ impl<E: Engine> DeliveryQueue for Store<E> {
         // Delivery is at least once: a settlement lost in a crash means the job comes back
         // when its lease ends and is sent again, which devices deduplicate by id and
         // changeSeq. Not flushing here keeps the fsyncs for the writes clients wait on.
-        self.command(false, move |tx| write::settle(tx, &settlements, now))
-            .await
+        let handoff = Arc::clone(&self.handoff);
+        self.command(false, move |tx| {
+            write::settle(tx, &handoff, &settlements, now)
+        })
+        .await
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        if let Some(written) = self.handoff.oldest() {
+            return Ok(Some(written));
+        }
         self.query(|engine| read::next_due(engine)).await
     }
 }

@@ -16,6 +16,7 @@ use notif_core::time::Timestamp;
 use uuid::Uuid;
 
 use crate::engine::{Engine, Tree};
+use crate::handoff::Handoff;
 use crate::keys;
 use crate::records::{
     FeedMeta, GroupRecord, JobRecord, NotificationRecord, StatusRecord, SubscriptionRecord,
@@ -24,12 +25,16 @@ use crate::tx::{Reader, Tx, feed_subscriptions, scan_prefix};
 
 /// Applies a feed op: resolves its target, runs the domain rule, and writes the new versions,
 /// their indexes, change-log entries, counters, jobs and statuses in one commit.
+///
+/// While a dispatcher leases, each job that can go at once is written leased and returned,
+/// to be handed over once the write is durable (see [`crate::handoff`]).
 pub(crate) fn write_feed<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
     feed: &FeedKey,
     op: FeedOp,
     now: Timestamp,
-) -> Result<FeedWrite, StoreError> {
+    handoff: &Handoff,
+) -> Result<(FeedWrite, Vec<LeasedJob>), StoreError> {
     let current = resolve(tx, feed, &op.target())?;
     let meta = tx.feed_meta(feed)?;
     let subscriptions = feed_subscriptions(tx, feed)?;
@@ -57,10 +62,51 @@ pub(crate) fn write_feed<E: Engine + ?Sized>(
             unread,
         },
     );
+    let lease_end = handoff.accepting().map(|lease| now.saturating_add(lease));
+    let mut leased = Vec::new();
     for job in &write.jobs {
-        put_job(tx, feed, job, now)?;
+        let ready = lease_end.and_then(|lease_end| {
+            sendable_until(&write, &subscriptions, job, lease_end).map(|found| (lease_end, found))
+        });
+        let stored = put_job(
+            tx,
+            feed,
+            job,
+            now,
+            handoff,
+            ready.as_ref().map(|(lease_end, _)| *lease_end),
+        )?;
+        if let (Some(job), Some((_, (notification, subscription)))) = (stored, ready) {
+            leased.push(LeasedJob {
+                job,
+                notification: notification.clone(),
+                subscription: subscription.clone(),
+            });
+        }
     }
-    Ok(write)
+    Ok((write, leased))
+}
+
+/// The notification and endpoint of `job` when both stay sendable until `lease_end`: the
+/// notification unexpired, the subscription live. Otherwise the job is written due, and a
+/// lease decides at send time.
+fn sendable_until<'a>(
+    write: &'a FeedWrite,
+    subscriptions: &'a [Subscription],
+    job: &DeliveryJob,
+    lease_end: Timestamp,
+) -> Option<(&'a Notification, &'a Subscription)> {
+    let notification = write
+        .changes
+        .iter()
+        .map(|(notification, _)| notification)
+        .find(|notification| notification.id == job.notification)
+        .filter(|notification| notification.expiration > lease_end)?;
+    let subscription = subscriptions
+        .iter()
+        .find(|subscription| subscription.id == job.subscription)
+        .filter(|subscription| subscription.is_live(lease_end))?;
+    Some((notification, subscription))
 }
 
 fn resolve<R: Reader>(
@@ -174,48 +220,65 @@ fn put_notification<E: Engine + ?Sized>(
     Ok(unread.saturating_sub(u64::from(was_unread)) + u64::from(is_unread))
 }
 
-/// Queues `job`, superseding a pending job for the same (notification, subscription). When
-/// the superseded job is in flight, the new one waits for it (until it settles or its lease
-/// ends), so a device never receives an older change after a newer one.
+/// Queues `job`, superseding a pending job for the same (notification, subscription). A job
+/// handed over but not yet taken by the dispatcher was never sent: it is withdrawn and
+/// superseded like a pending one. When the superseded job is in flight, the new one waits for
+/// it (until it settles or its lease ends), so a device never receives an older change after
+/// a newer one. Otherwise, with a `lease_end`, the job is written leased until then and
+/// returned, to be handed over.
 fn put_job<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
     feed: &FeedKey,
     job: &DeliveryJob,
     now: Timestamp,
-) -> Result<(), StoreError> {
+    handoff: &Handoff,
+    lease_end: Option<Timestamp>,
+) -> Result<Option<DeliveryJob>, StoreError> {
     let key = keys::job_key(job.notification, job.subscription);
     let mut job = job.clone();
     let mut waiting = false;
     if let Some(previous) = tx.record::<JobRecord>(Tree::Jobs, &key)? {
-        if let Some(lease_end) = previous.lease_end()
-            && lease_end > now
-        {
+        let leased_until = previous.lease_end().filter(|lease_end| *lease_end > now);
+        // An undecodable job is overwritten, and its orphaned due entry is dropped when it
+        // comes due.
+        let previous = previous
+            .into_domain(&key)
+            .ok()
+            .map(|(_, previous)| previous);
+        if let Some(previous) = &previous {
+            tx.delete(Tree::Due, keys::due_key(previous.due, &key));
+        }
+        let in_flight = previous
+            .as_ref()
+            .is_none_or(|previous| !handoff.withdraw(previous));
+        if let Some(lease_end) = leased_until.filter(|_| in_flight) {
             job.due = lease_end;
             waiting = true;
         }
-        // A superseded job's due entry goes with it; an undecodable one is overwritten, and
-        // its orphaned due entry is dropped when it comes due.
-        if let Ok((_, previous)) = previous.into_domain(&key) {
-            tx.delete(Tree::Due, keys::due_key(previous.due, &key));
-        }
     }
-    tx.put(
-        Tree::Jobs,
-        key,
-        &JobRecord::new(&job, feed).waiting_for_in_flight(waiting),
-    );
+    let lease_end = lease_end.filter(|_| !waiting);
+    let record = match lease_end {
+        // Leased as the dispatcher would lease it: due again only if the lease lapses.
+        Some(lease_end) => {
+            job.due = lease_end;
+            JobRecord::new(&job, feed).leased_until(lease_end)
+        }
+        None => JobRecord::new(&job, feed).waiting_for_in_flight(waiting),
+    };
+    tx.put(Tree::Jobs, key, &record);
     tx.put_raw(Tree::Due, keys::due_key(job.due, &key), &[]);
     tx.put(
         Tree::Status,
         key,
         &StatusRecord::from(&DeliveryRecord::pending(&job, now)),
     );
-    Ok(())
+    Ok(lease_end.map(|_| job))
 }
 
 /// Stores a subscription, or renews the one with the same channel identity in the same app.
 pub(crate) fn subscribe<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
+    handoff: &Handoff,
     candidate: Subscription,
     max_per_user: usize,
 ) -> Result<SubscribeOutcome, StoreError> {
@@ -247,6 +310,8 @@ pub(crate) fn subscribe<E: Engine + ?Sized>(
     }
     let subscription = match &existing {
         Some(existing) => {
+            // Jobs not yet sent go with what the renewal brings (keys, expiry).
+            recall_handed_over(tx, handoff, existing.id)?;
             unindex_subscription(tx, existing);
             Subscription {
                 id: existing.id,
@@ -294,8 +359,10 @@ fn unindex_subscription<E: Engine + ?Sized>(tx: &mut Tx<'_, E>, subscription: &S
 /// come due (the dispatcher finds no subscription).
 fn remove_subscription<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
+    handoff: &Handoff,
     subscription: &Subscription,
 ) -> Result<(), StoreError> {
+    recall_handed_over(tx, handoff, subscription.id)?;
     unindex_subscription(tx, subscription);
     tx.delete(Tree::Subscriptions, subscription.id.as_bytes().to_vec());
     let channel_key = keys::channel_key(&subscription.feed.app, &subscription.channel.identity());
@@ -309,6 +376,7 @@ fn remove_subscription<E: Engine + ?Sized>(
 /// Removes a subscription of `feed`.
 pub(crate) fn unsubscribe<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
+    handoff: &Handoff,
     feed: &FeedKey,
     id: SubscriptionId,
 ) -> Result<(), StoreError> {
@@ -316,7 +384,17 @@ pub(crate) fn unsubscribe<E: Engine + ?Sized>(
         .subscription(id)?
         .filter(|subscription| &subscription.feed == feed)
         .ok_or(StoreError::NotFound)?;
-    remove_subscription(tx, &subscription)
+    remove_subscription(tx, handoff, &subscription)
+}
+
+/// Jobs of `subscription` still waiting in the hand-off were never sent: they are withdrawn
+/// and made due, so the next lease decides on them with the subscription as it now is.
+fn recall_handed_over<E: Engine + ?Sized>(
+    tx: &mut Tx<'_, E>,
+    handoff: &Handoff,
+    subscription: SubscriptionId,
+) -> Result<(), StoreError> {
+    release_leases(tx, &handoff.withdraw_subscription(subscription))
 }
 
 /// The keys of `tree` (keyed by time first) that are due at `now`, at most `limit`.
@@ -348,6 +426,19 @@ fn remove_job<E: Engine + ?Sized>(tx: &mut Tx<'_, E>, job: &DeliveryJob) {
     let key = keys::job_key(job.notification, job.subscription);
     tx.delete(Tree::Due, keys::due_key(job.due, &key));
     tx.delete(Tree::Jobs, key);
+}
+
+/// Rewrites `job` as due at its `due`, unleased, moving its due entry from `previous_due`.
+fn requeue<E: Engine + ?Sized>(
+    tx: &mut Tx<'_, E>,
+    feed: &FeedKey,
+    previous_due: Timestamp,
+    job: &DeliveryJob,
+) {
+    let key = keys::job_key(job.notification, job.subscription);
+    tx.delete(Tree::Due, keys::due_key(previous_due, &key));
+    tx.put_raw(Tree::Due, keys::due_key(job.due, &key), &[]);
+    tx.put(Tree::Jobs, key, &JobRecord::new(job, feed));
 }
 
 fn put_status<E: Engine + ?Sized>(
@@ -446,14 +537,46 @@ pub(crate) fn lease_due<E: Engine + ?Sized>(
     Ok(leased)
 }
 
+/// Makes jobs leased as they were written, and never taken, due again at once (the store is
+/// closing with them in the hand-off). A job changed since (settled, superseded, re-leased)
+/// is left as it is.
+pub(crate) fn release_leases<E: Engine + ?Sized>(
+    tx: &mut Tx<'_, E>,
+    jobs: &[(Timestamp, LeasedJob)],
+) -> Result<(), StoreError> {
+    for (written, leased) in jobs {
+        let key = keys::job_key(leased.job.notification, leased.job.subscription);
+        let Some(record) = tx.record::<JobRecord>(Tree::Jobs, &key)? else {
+            continue;
+        };
+        if record.lease_end() != Some(leased.job.due) {
+            continue;
+        }
+        // An undecodable job is left to the lease's lapse like any other.
+        let Ok((feed, current)) = record.into_domain(&key) else {
+            continue;
+        };
+        if current.change_seq != leased.job.change_seq {
+            continue;
+        }
+        let released = DeliveryJob {
+            due: *written,
+            ..current.clone()
+        };
+        requeue(tx, &feed, current.due, &released);
+    }
+    Ok(())
+}
+
 /// Applies the settlements of attempts, in one commit.
 pub(crate) fn settle<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
+    handoff: &Handoff,
     settlements: &[(DeliveryJob, Settlement)],
     now: Timestamp,
 ) -> Result<(), StoreError> {
     for (job, settlement) in settlements {
-        settle_one(tx, job, settlement.clone(), now)?;
+        settle_one(tx, handoff, job, settlement.clone(), now)?;
     }
     Ok(())
 }
@@ -461,6 +584,7 @@ pub(crate) fn settle<E: Engine + ?Sized>(
 /// Applies the settlement of an attempt at `job`.
 fn settle_one<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
+    handoff: &Handoff,
     job: &DeliveryJob,
     settlement: Settlement,
     now: Timestamp,
@@ -479,9 +603,7 @@ fn settle_one<E: Engine + ?Sized>(
             due: now,
             ..newer.clone()
         };
-        tx.delete(Tree::Due, keys::due_key(newer.due, &key));
-        tx.put(Tree::Jobs, key, &JobRecord::new(&released, feed));
-        tx.put_raw(Tree::Due, keys::due_key(now, &key), &[]);
+        requeue(tx, feed, newer.due, &released);
     }
     // Otherwise a newer change is left alone; only the job's own change settles.
     let current = current.filter(|(_, current)| current.change_seq == job.change_seq);
@@ -489,7 +611,7 @@ fn settle_one<E: Engine + ?Sized>(
     match settlement {
         Settlement::RemoveSubscription => {
             if let Some(subscription) = tx.subscription(job.subscription)? {
-                remove_subscription(tx, &subscription)?;
+                remove_subscription(tx, handoff, &subscription)?;
             }
             let pending = tx
                 .record::<JobRecord>(Tree::Jobs, &key)?
@@ -513,9 +635,7 @@ fn settle_one<E: Engine + ?Sized>(
                     attempts,
                     ..current.clone()
                 };
-                tx.delete(Tree::Due, keys::due_key(current.due, &key));
-                tx.put(Tree::Jobs, key, &JobRecord::new(&rescheduled, &feed));
-                tx.put_raw(Tree::Due, keys::due_key(due, &key), &[]);
+                requeue(tx, &feed, current.due, &rescheduled);
                 put_status(
                     tx,
                     job,
@@ -532,6 +652,7 @@ fn settle_one<E: Engine + ?Sized>(
 /// Removes notifications and subscriptions expired at `now`, at most `limit` of each.
 pub(crate) fn expire<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
+    handoff: &Handoff,
     now: Timestamp,
     limit: usize,
 ) -> Result<usize, StoreError> {
@@ -571,7 +692,7 @@ pub(crate) fn expire<E: Engine + ?Sized>(
         if let Some(subscription) = tx.subscription(id)?
             && !subscription.is_live(now)
         {
-            remove_subscription(tx, &subscription)?;
+            remove_subscription(tx, handoff, &subscription)?;
             removed += 1;
         }
     }

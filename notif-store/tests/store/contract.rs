@@ -4,13 +4,15 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use notif_core::Error;
+use notif_core::app::Principal;
 use notif_core::delivery::{DeliveryState, Settlement};
 use notif_core::feed::{StateChange, Target};
-use notif_core::ids::{AppNotificationId, GroupName, NotificationId};
+use notif_core::ids::{AppNotificationId, GroupName, NotificationId, SubscriptionId};
 use notif_core::notification::{ChangeSeq, NotificationDraft, ReadState, Status, UserActionState};
 use notif_core::platform::Platform;
 use notif_core::ports::ListQuery;
 use notif_core::service::Caller;
+use notif_core::time::Timestamp;
 
 use crate::fixtures::*;
 
@@ -651,6 +653,163 @@ pub(crate) async fn leases_hide_jobs_until_they_lapse(harness: Harness) {
         .await
         .unwrap();
     assert_eq!(again.len(), 1, "a crashed dispatcher's job comes back");
+}
+
+/// Subscribes `alice` on `devices` Android devices and makes the store see a dispatcher
+/// leasing, so the jobs of later writes are handed over leased.
+async fn leasing_dispatcher_for(harness: &Harness, alice: &Principal, devices: u32) {
+    for device in 0..devices {
+        harness
+            .service
+            .subscribe(caller(alice), channel("android", device))
+            .await
+            .unwrap();
+    }
+    let nothing_yet = harness
+        .store
+        .lease_due(harness.clock_now(), 10, LEASE)
+        .await
+        .unwrap();
+    assert!(nothing_yet.is_empty());
+}
+
+/// The keys of every job leased at `now`, `limit` at a time, until none is due.
+async fn lease_all(
+    harness: &Harness,
+    now: Timestamp,
+    limit: usize,
+) -> Vec<(NotificationId, SubscriptionId)> {
+    let mut keys = Vec::new();
+    loop {
+        let leased = harness.store.lease_due(now, limit, LEASE).await.unwrap();
+        if leased.is_empty() {
+            return keys;
+        }
+        keys.extend(leased.iter().map(|leased| leased.job.key()));
+    }
+}
+
+pub(crate) async fn jobs_written_while_a_dispatcher_leases_come_leased(harness: Harness) {
+    let alice = user("alice");
+    leasing_dispatcher_for(&harness, &alice, 2).await;
+    let created = harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    let now = harness.clock_now();
+    assert_eq!(
+        harness.store.next_due().await.unwrap(),
+        Some(now),
+        "the jobs are ready at once"
+    );
+    let leased = harness.store.lease_due(now, 10, LEASE).await.unwrap();
+    assert_eq!(leased.len(), 2);
+    for leased in &leased {
+        assert_eq!(leased.notification, created.notification);
+        assert_eq!(leased.job.subscription, leased.subscription.id);
+        assert_eq!(leased.job.due, now.saturating_add(LEASE));
+    }
+    assert!(lease_all(&harness, now, 10).await.is_empty(), "leased once");
+    assert_eq!(
+        harness.store.next_due().await.unwrap(),
+        Some(now.saturating_add(LEASE))
+    );
+    harness.advance(LEASE);
+    let again = lease_all(&harness, harness.clock_now(), 10).await;
+    assert_eq!(again.len(), 2, "a crashed dispatcher's jobs come back");
+}
+
+pub(crate) async fn jobs_left_past_their_lease_are_leased_once(harness: Harness) {
+    let alice = user("alice");
+    leasing_dispatcher_for(&harness, &alice, 2).await;
+    harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    // Nobody takes the jobs until their lease has lapsed: they are due in the store.
+    harness.advance(LEASE);
+    let leased = lease_all(&harness, harness.clock_now(), 10).await;
+    assert_eq!(leased.len(), 2, "each job once: {leased:?}");
+}
+
+pub(crate) async fn jobs_beyond_the_waiting_room_are_queued_due(harness: Harness) {
+    let alice = user("alice");
+    leasing_dispatcher_for(&harness, &alice, 4).await;
+    for number in 0..300 {
+        harness
+            .service
+            .create(caller(&alice), draft(&format!("n{number}")))
+            .await
+            .unwrap();
+    }
+    let mut leased = lease_all(&harness, harness.clock_now(), 100).await;
+    assert_eq!(leased.len(), 1_200);
+    leased.sort();
+    leased.dedup();
+    assert_eq!(leased.len(), 1_200, "no job leased twice");
+}
+
+pub(crate) async fn due_jobs_are_leased_beside_handed_over_ones(harness: Harness) {
+    let alice = user("alice");
+    leasing_dispatcher_for(&harness, &alice, 1).await;
+    harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    let now = harness.clock_now();
+    let first = harness.store.lease_due(now, 10, LEASE).await.unwrap();
+    let retry_at = now.saturating_add(Duration::from_secs(2));
+    harness
+        .store
+        .settle(
+            vec![(
+                first[0].job.clone(),
+                Settlement::Reschedule { due: retry_at },
+            )],
+            now,
+        )
+        .await
+        .unwrap();
+    harness.advance(Duration::from_secs(2));
+    harness
+        .service
+        .create(caller(&alice), draft("n2"))
+        .await
+        .unwrap();
+    let leased = harness.store.lease_due(retry_at, 10, LEASE).await.unwrap();
+    let mut attempts: Vec<u32> = leased.iter().map(|leased| leased.job.attempts).collect();
+    attempts.sort();
+    assert_eq!(attempts, [0, 1], "the new job and the retry");
+}
+
+pub(crate) async fn jobs_written_due_are_leased_beside_handed_over_ones(harness: Harness) {
+    let alice = user("alice");
+    leasing_dispatcher_for(&harness, &alice, 1).await;
+    harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    // Expiring within the lease, its job is written due, not handed over.
+    let short = NotificationDraft {
+        expiration_date_time: Some(
+            harness
+                .clock_now()
+                .saturating_add(Duration::from_secs(20))
+                .to_rfc3339(),
+        ),
+        ..draft("short")
+    };
+    harness.service.create(caller(&alice), short).await.unwrap();
+    let leased = harness
+        .store
+        .lease_due(harness.clock_now(), 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 2, "the handed-over job and the due one");
 }
 
 pub(crate) async fn settlements_update_jobs_and_status(harness: Harness) {

@@ -506,25 +506,74 @@ impl Run {
     }
 }
 
+/// Applies `ops` to a fresh sled store and the model, comparing them after every op.
+fn agree_with_the_model(ops: &[Op]) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let directory = tempfile::tempdir().unwrap();
+        let store = SledStore::open(directory.path()).unwrap();
+        let mut run = Run {
+            store: Some(store),
+            directory,
+            model: Model::default(),
+            now: START,
+            next_id: 0,
+        };
+        for op in ops {
+            run.apply(op).await;
+            run.check_observables().await;
+        }
+        run.store.take().unwrap().close().await.unwrap();
+    });
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
 
     #[test]
     fn sled_store_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..40)) {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let directory = tempfile::tempdir().unwrap();
-            let store = SledStore::open(directory.path()).unwrap();
-            let mut run = Run { store: Some(store), directory, model: Model::default(), now: START, next_id: 0 };
-            for op in &ops {
-                run.apply(op).await;
-                run.check_observables().await;
-            }
-            run.store.take().unwrap().close().await.unwrap();
-        });
+        agree_with_the_model(&ops);
     }
+}
+
+/// Jobs handed over leased as they were written, and never taken, are due again at once
+/// after the store closes and reopens — not only when their lease would have lapsed.
+#[test]
+fn jobs_waiting_for_the_dispatcher_at_close_are_due_after_reopen() {
+    agree_with_the_model(&[
+        Op::Subscribe { feed: 0, device: 0 },
+        Op::DeliverDue,
+        Op::Create {
+            feed: 0,
+            key: 0,
+            group: None,
+            platforms: vec![],
+            expires_in_s: 3_600,
+        },
+        Op::Reopen,
+        Op::DeliverDue,
+    ]);
+}
+
+/// A job handed over but not yet taken when its subscription goes is never sent: the next
+/// lease finds the subscription gone, as it would for a job that had waited in the store.
+#[test]
+fn jobs_waiting_for_the_dispatcher_are_not_sent_after_an_unsubscribe() {
+    agree_with_the_model(&[
+        Op::Subscribe { feed: 0, device: 1 },
+        Op::DeliverDue,
+        Op::Create {
+            feed: 0,
+            key: 0,
+            group: None,
+            platforms: vec![],
+            expires_in_s: 3_600,
+        },
+        Op::Unsubscribe { feed: 0, device: 1 },
+        Op::DeliverDue,
+    ]);
 }
