@@ -1,12 +1,10 @@
 //! `Store`: the storage ports over an engine, with one writer thread that group-commits.
 //!
 //! Every write runs on a single writer thread: it takes the commands queued while the previous
-//! group was committing, runs each over the writes staged by those before it, and commits the
-//! whole group to the engine in one atomic batch. A flusher thread beside it then flushes once
-//! for every group committed since its last flush, and only then answers their commands; the
-//! writer meanwhile applies the next group instead of waiting on the disk. So a write is
-//! acknowledged only once durable, and N concurrent writers cost one transaction and one
-//! fsync, not N. Reads run on tokio's blocking pool, never on async workers.
+//! group was committing, runs each over the writes staged by those before it, commits the whole
+//! group to the engine in one atomic batch, flushes once, and only then answers them all. So a
+//! write is acknowledged only once durable, and N concurrent writers cost one transaction and
+//! one fsync, not N. Reads run on tokio's blocking pool, never on async workers.
 
 use std::fmt;
 use std::path::Path;
@@ -118,7 +116,7 @@ impl<E: Engine> Store<E> {
         let (writer_engine, writer_handoff) = (Arc::clone(&engine), Arc::clone(&handoff));
         let writer = std::thread::Builder::new()
             .name("notif-store-writer".into())
-            .spawn(move || run_writer(writer_engine, &writer_handoff, receiver))
+            .spawn(move || run_writer(writer_engine.as_ref(), &writer_handoff, receiver))
             .ok();
         Self {
             engine,
@@ -244,23 +242,7 @@ impl<E: Engine> Store<E> {
     }
 }
 
-/// Applies and commits groups of commands, and hands each committed group to the flusher,
-/// so the next group is applied while the previous one is being made durable.
-fn run_writer<E: Engine>(
-    engine: Arc<E>,
-    handoff: &Handoff,
-    mut commands: mpsc::Receiver<Command<E>>,
-) {
-    let (committed, flusher_queue) = std::sync::mpsc::channel();
-    let flusher_engine = Arc::clone(&engine);
-    let flusher = std::thread::Builder::new()
-        .name("notif-store-flusher".into())
-        .spawn(move || run_flusher(flusher_engine.as_ref(), &flusher_queue));
-    let Ok(flusher) = flusher else {
-        // Without a flusher thread nothing could be acknowledged: refuse every command.
-        commands.close();
-        return;
-    };
+fn run_writer<E: Engine>(engine: &E, handoff: &Handoff, mut commands: mpsc::Receiver<Command<E>>) {
     while let Some(first) = commands.blocking_recv() {
         let mut group = WriteBatch::new();
         let mut replies = Vec::new();
@@ -268,54 +250,18 @@ fn run_writer<E: Engine>(
         let mut next = Some(first);
         while let Some(command) = next.take() {
             durable |= command.durable;
-            replies.push((command.run)(engine.as_ref(), &mut group));
+            replies.push((command.run)(engine, &mut group));
             if replies.len() < MAX_GROUP && group.len() < MAX_GROUP_WRITES {
                 next = commands.try_recv().ok();
             }
         }
-        let outcome = engine.commit(&group);
-        if outcome.is_ok() {
+        let committed = engine.commit(&group);
+        if committed.is_ok() {
             handoff.committed(&group);
         }
-        let group = CommittedGroup {
-            committed: outcome,
-            durable,
-            replies,
-        };
-        if committed.send(group).is_err() {
-            break;
-        }
-    }
-    drop(committed);
-    // The flusher answers what it was handed before it stops.
-    let _ = flusher.join();
-}
-
-/// A group the engine committed (or failed to), waiting to be flushed and answered.
-struct CommittedGroup {
-    committed: Result<(), StoreError>,
-    durable: bool,
-    replies: Vec<Reply>,
-}
-
-/// Flushes committed groups — every group handed over while the previous flush ran shares
-/// the next one — and answers their commands in order.
-fn run_flusher<E: Engine>(engine: &E, groups: &std::sync::mpsc::Receiver<CommittedGroup>) {
-    while let Ok(first) = groups.recv() {
-        let mut ready = vec![first];
-        ready.extend(groups.try_iter());
-        let needs_flush = ready
-            .iter()
-            .any(|group| group.durable && group.committed.is_ok());
-        let flushed = if needs_flush { engine.flush() } else { Ok(()) };
-        for group in ready {
-            let outcome = match (group.committed, group.durable) {
-                (Ok(()), true) => flushed.clone(),
-                (outcome, _) => outcome,
-            };
-            for reply in group.replies {
-                reply(outcome.clone());
-            }
+        let flushed = committed.and_then(|()| if durable { engine.flush() } else { Ok(()) });
+        for reply in replies {
+            reply(flushed.clone());
         }
     }
 }
