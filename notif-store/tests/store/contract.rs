@@ -11,7 +11,7 @@ use notif_core::ids::{AppNotificationId, GroupName, NotificationId, Subscription
 use notif_core::notification::{ChangeSeq, NotificationDraft, ReadState, Status, UserActionState};
 use notif_core::platform::Platform;
 use notif_core::ports::ListQuery;
-use notif_core::service::Caller;
+use notif_core::service::{Caller, Created};
 use notif_core::time::Timestamp;
 
 use crate::fixtures::*;
@@ -673,6 +673,14 @@ async fn leasing_dispatcher_for(harness: &Harness, alice: &Principal, devices: u
     assert!(nothing_yet.is_empty());
 }
 
+async fn create(harness: &Harness, principal: &Principal, draft: NotificationDraft) -> Created {
+    harness
+        .service
+        .create(caller(principal), draft)
+        .await
+        .unwrap()
+}
+
 /// The keys of every job leased at `now`, `limit` at a time, until none is due.
 async fn lease_all(
     harness: &Harness,
@@ -692,11 +700,7 @@ async fn lease_all(
 pub(crate) async fn jobs_written_while_a_dispatcher_leases_come_leased(harness: Harness) {
     let alice = user("alice");
     leasing_dispatcher_for(&harness, &alice, 2).await;
-    let created = harness
-        .service
-        .create(caller(&alice), draft("n1"))
-        .await
-        .unwrap();
+    let created = create(&harness, &alice, draft("n1")).await;
     let now = harness.clock_now();
     assert_eq!(
         harness.store.next_due().await.unwrap(),
@@ -723,26 +727,18 @@ pub(crate) async fn jobs_written_while_a_dispatcher_leases_come_leased(harness: 
 pub(crate) async fn jobs_left_past_their_lease_are_leased_once(harness: Harness) {
     let alice = user("alice");
     leasing_dispatcher_for(&harness, &alice, 2).await;
-    harness
-        .service
-        .create(caller(&alice), draft("n1"))
-        .await
-        .unwrap();
+    create(&harness, &alice, draft("n1")).await;
     // Nobody takes the jobs until their lease has lapsed: they are due in the store.
     harness.advance(LEASE);
     let leased = lease_all(&harness, harness.clock_now(), 10).await;
     assert_eq!(leased.len(), 2, "each job once: {leased:?}");
 }
 
-pub(crate) async fn jobs_beyond_the_waiting_room_are_queued_due(harness: Harness) {
+pub(crate) async fn jobs_beyond_the_hand_off_capacity_are_queued_due(harness: Harness) {
     let alice = user("alice");
     leasing_dispatcher_for(&harness, &alice, 4).await;
     for number in 0..300 {
-        harness
-            .service
-            .create(caller(&alice), draft(&format!("n{number}")))
-            .await
-            .unwrap();
+        create(&harness, &alice, draft(&format!("n{number}"))).await;
     }
     let mut leased = lease_all(&harness, harness.clock_now(), 100).await;
     assert_eq!(leased.len(), 1_200);
@@ -754,11 +750,7 @@ pub(crate) async fn jobs_beyond_the_waiting_room_are_queued_due(harness: Harness
 pub(crate) async fn due_jobs_are_leased_beside_handed_over_ones(harness: Harness) {
     let alice = user("alice");
     leasing_dispatcher_for(&harness, &alice, 1).await;
-    harness
-        .service
-        .create(caller(&alice), draft("n1"))
-        .await
-        .unwrap();
+    create(&harness, &alice, draft("n1")).await;
     let now = harness.clock_now();
     let first = harness.store.lease_due(now, 10, LEASE).await.unwrap();
     let retry_at = now.saturating_add(Duration::from_secs(2));
@@ -774,11 +766,7 @@ pub(crate) async fn due_jobs_are_leased_beside_handed_over_ones(harness: Harness
         .await
         .unwrap();
     harness.advance(Duration::from_secs(2));
-    harness
-        .service
-        .create(caller(&alice), draft("n2"))
-        .await
-        .unwrap();
+    create(&harness, &alice, draft("n2")).await;
     let leased = harness.store.lease_due(retry_at, 10, LEASE).await.unwrap();
     let mut attempts: Vec<u32> = leased.iter().map(|leased| leased.job.attempts).collect();
     attempts.sort();
@@ -788,11 +776,7 @@ pub(crate) async fn due_jobs_are_leased_beside_handed_over_ones(harness: Harness
 pub(crate) async fn jobs_written_due_are_leased_beside_handed_over_ones(harness: Harness) {
     let alice = user("alice");
     leasing_dispatcher_for(&harness, &alice, 1).await;
-    harness
-        .service
-        .create(caller(&alice), draft("n1"))
-        .await
-        .unwrap();
+    create(&harness, &alice, draft("n1")).await;
     // Expiring within the lease, its job is written due, not handed over.
     let short = NotificationDraft {
         expiration_date_time: Some(

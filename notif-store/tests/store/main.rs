@@ -47,7 +47,7 @@ contract_suite!(
     leases_hide_jobs_until_they_lapse,
     jobs_written_while_a_dispatcher_leases_come_leased,
     jobs_left_past_their_lease_are_leased_once,
-    jobs_beyond_the_waiting_room_are_queued_due,
+    jobs_beyond_the_hand_off_capacity_are_queued_due,
     due_jobs_are_leased_beside_handed_over_ones,
     jobs_written_due_are_leased_beside_handed_over_ones,
     settlements_update_jobs_and_status,
