@@ -10,7 +10,10 @@
 //! closes is written back as due.
 //!
 //! The hand-off holds at most [`CAPACITY`] jobs (softly: a group's jobs are counted once its
-//! write is durable); past that, jobs are written due as before and found by the scan.
+//! write is durable); past that, jobs are written due as before and found by the scan. A job
+//! here is still withdrawn when a newer change supersedes it or its subscription is removed or
+//! renewed, as a job waiting in the store would be. If the dispatcher stops leasing while the
+//! store stays open, the jobs it never took come back when their lease lapses.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
