@@ -28,7 +28,7 @@ use crate::engine::{Tree, WriteBatch};
 use crate::keys;
 
 /// The most jobs waiting in the hand-off before new ones are written due instead.
-pub(crate) const CAPACITY: usize = 1024;
+const CAPACITY: usize = 1024;
 
 /// While the hand-off supplies jobs, the due index is still scanned this often, so jobs that
 /// come due with time (retries, lapsed leases) keep moving. A job written due at once is
