@@ -65,18 +65,11 @@ pub(crate) fn write_feed<E: Engine + ?Sized>(
     let lease_end = handoff.accepting().map(|lease| now.saturating_add(lease));
     let mut leased = Vec::new();
     for job in &write.jobs {
-        let ready = lease_end.and_then(|lease_end| {
-            sendable_until(&write, &subscriptions, job, lease_end).map(|found| (lease_end, found))
-        });
-        let stored = put_job(
-            tx,
-            feed,
-            job,
-            now,
-            handoff,
-            ready.as_ref().map(|(lease_end, _)| *lease_end),
-        )?;
-        if let (Some(job), Some((_, (notification, subscription)))) = (stored, ready) {
+        let sendable =
+            lease_end.and_then(|lease_end| sendable_until(&write, &subscriptions, job, lease_end));
+        let lease_end = lease_end.filter(|_| sendable.is_some());
+        let stored = put_job(tx, feed, job, now, handoff, lease_end)?;
+        if let (Some(job), Some((notification, subscription))) = (stored, sendable) {
             leased.push(LeasedJob {
                 job,
                 notification: notification.clone(),
@@ -537,9 +530,9 @@ pub(crate) fn lease_due<E: Engine + ?Sized>(
     Ok(leased)
 }
 
-/// Makes jobs leased as they were written, and never taken, due again at once (the store is
-/// closing with them in the hand-off). A job changed since (settled, superseded, re-leased)
-/// is left as it is.
+/// Makes jobs withdrawn from the hand-off — leased as they were written, never taken — due
+/// again from when they were written (the store is closing, or their subscription changed).
+/// A job changed since (settled, superseded, re-leased) is left as it is.
 pub(crate) fn release_leases<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
     jobs: &[(Timestamp, LeasedJob)],
