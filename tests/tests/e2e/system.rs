@@ -92,6 +92,22 @@ struct Entry {
     expiration: Timestamp,
 }
 
+/// What a client observes of a notification: id, deleted, read, user action, change number.
+type State = (String, bool, bool, String, u64);
+
+impl Entry {
+    /// What the service should show of this entry.
+    fn state(&self) -> State {
+        (
+            self.id.clone(),
+            self.deleted,
+            self.read,
+            self.action.to_owned(),
+            self.seq,
+        )
+    }
+}
+
 #[derive(Debug, Default)]
 struct Model {
     entries: Vec<Vec<Entry>>,
@@ -140,7 +156,7 @@ struct World {
     advanced: u32,
 }
 
-fn state_of(value: &Value) -> (String, bool, bool, String, u64) {
+fn state_of(value: &Value) -> State {
     (
         value["id"].as_str().unwrap_or_default().to_owned(),
         value["status"] == "deleted",
@@ -168,6 +184,17 @@ impl World {
         self.server()
             .call(method, path, &self.tokens[actor], body.as_ref())
             .await
+    }
+
+    /// The states of the notifications a collection GET at `path` returns, in its order.
+    async fn observed(&self, actor: usize, path: &str) -> Vec<State> {
+        let (_, page) = self.request(actor, reqwest::Method::GET, path, None).await;
+        page["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(state_of)
+            .collect()
     }
 
     async fn create(&mut self, actor: usize, key: u8, group: u8, grpc: bool) {
@@ -412,94 +439,35 @@ impl World {
                     )
                     .await;
                 assert_eq!(status, 200, "get {} of actor {actor}", entry.id);
-                assert_eq!(
-                    state_of(&fetched),
-                    (
-                        entry.id.clone(),
-                        entry.deleted,
-                        entry.read,
-                        entry.action.to_owned(),
-                        entry.seq
-                    ),
-                    "get of actor {actor}"
-                );
+                assert_eq!(state_of(&fetched), entry.state(), "get of actor {actor}");
             }
             let middle = self.model.seq[actor] / 2;
-            let (_, tail) = self
-                .request(
-                    actor,
-                    reqwest::Method::GET,
-                    &format!("/me/notifications/changes?cursor={middle}&limit=1000"),
-                    None,
-                )
-                .await;
             let mut expected_tail: Vec<_> = self.model.entries[actor]
                 .iter()
                 .filter(|entry| entry.seq > middle)
-                .map(|entry| {
-                    (
-                        entry.id.clone(),
-                        entry.deleted,
-                        entry.read,
-                        entry.action.to_owned(),
-                        entry.seq,
-                    )
-                })
+                .map(Entry::state)
                 .collect();
             expected_tail.sort_by_key(|entry| entry.4);
-            let tail: Vec<_> = tail["value"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(state_of)
-                .collect();
+            let tail = self
+                .observed(
+                    actor,
+                    &format!("/me/notifications/changes?cursor={middle}&limit=1000"),
+                )
+                .await;
             assert_eq!(
                 tail, expected_tail,
                 "changes of actor {actor} after {middle}"
             );
-            let (_, listing) = self
-                .request(
-                    actor,
-                    reqwest::Method::GET,
-                    "/me/notifications?status=all&$top=1000",
-                    None,
-                )
+            let observed = self
+                .observed(actor, "/me/notifications?status=all&$top=1000")
                 .await;
-            let observed: Vec<_> = listing["value"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(state_of)
-                .collect();
-            let mut expected: Vec<_> = self.model.entries[actor]
-                .iter()
-                .map(|entry| {
-                    (
-                        entry.id.clone(),
-                        entry.deleted,
-                        entry.read,
-                        entry.action.to_owned(),
-                        entry.seq,
-                    )
-                })
-                .collect();
+            let mut expected: Vec<_> = self.model.entries[actor].iter().map(Entry::state).collect();
             expected.sort_by(|a, b| b.0.cmp(&a.0));
             assert_eq!(observed, expected, "the listing of actor {actor}");
 
-            let (_, changes) = self
-                .request(
-                    actor,
-                    reqwest::Method::GET,
-                    "/me/notifications/changes?cursor=0&limit=1000",
-                    None,
-                )
+            let replayed = self
+                .observed(actor, "/me/notifications/changes?cursor=0&limit=1000")
                 .await;
-            let replayed: Vec<_> = changes["value"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(state_of)
-                .collect();
             let mut by_seq = expected.clone();
             by_seq.sort_by_key(|entry| entry.4);
             assert_eq!(replayed, by_seq, "the change replay of actor {actor}");
