@@ -249,20 +249,7 @@ impl TestServer {
     /// # Panics
     /// When sign-in fails.
     pub async fn sign_in(&self, client: &str, user: &str) -> String {
-        let response: Value = self
-            .http
-            .post(self.url("/dev/sign-in"))
-            .form(&[("client_id", client), ("user", user)])
-            .send()
-            .await
-            .expect("sign-in answers")
-            .json()
-            .await
-            .expect("a JSON sign-in response");
-        response["access_token"]
-            .as_str()
-            .expect("an access token")
-            .to_owned()
+        dev_sign_in(&self.http, &self.base_url, client, user).await
     }
 
     /// Exchanges a user token on behalf of the user for the app service's token.
@@ -406,4 +393,25 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// A development sign-in against the notif at `base` (`http://host:port`): a user token for
+/// `user` on `client`.
+///
+/// # Panics
+/// When sign-in fails.
+pub async fn dev_sign_in(http: &reqwest::Client, base: &str, client: &str, user: &str) -> String {
+    let response: Value = http
+        .post(format!("{base}/dev/sign-in"))
+        .form(&[("client_id", client), ("user", user)])
+        .send()
+        .await
+        .expect("sign-in answers")
+        .json()
+        .await
+        .expect("a JSON sign-in response");
+    response["access_token"]
+        .as_str()
+        .expect("an access token")
+        .to_owned()
 }

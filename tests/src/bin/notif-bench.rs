@@ -445,16 +445,7 @@ async fn memory_round(notifd: &std::path::Path, jobs: u64) -> (f64, f64) {
     let idle = rss_kib(pid);
     // Ten browsers whose push service never answers (a closed port): every push fails and
     // waits an hour for its retry, so each create leaves ten pending jobs.
-    let token: Value = http
-        .post(format!("{base}/dev/sign-in"))
-        .form(&[("client_id", "demo-client"), ("user", "mem")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = token["access_token"].as_str().unwrap().to_owned();
+    let token = notif_tests::dev_sign_in(&http, &base, "demo-client", "mem").await;
     let dead = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

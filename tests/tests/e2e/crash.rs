@@ -104,16 +104,7 @@ async fn acknowledged_creates_survive_sigkill_and_are_delivered() {
     receiver.register_web_push_keys("crash-browser", browser_key, vec![3; 16]);
 
     let mut child = start(&config, &base, &http).await;
-    let sign_in: Value = http
-        .post(format!("{base}/dev/sign-in"))
-        .form(&[("client_id", "demo-client"), ("user", "alice")])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = sign_in["access_token"].as_str().unwrap().to_owned();
+    let token = notif_tests::dev_sign_in(&http, &base, "demo-client", "alice").await;
     let subscribed = http
         .post(format!("{base}/me/notifications/subscriptions"))
         .bearer_auth(&token)
