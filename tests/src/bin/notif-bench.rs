@@ -1,10 +1,11 @@
 //! `notif-bench`: performance as ratios against baselines measured in the same run.
 //!
 //! Scenarios (all by default, or name some): `grpc` (create-and-fan-out over gRPC vs an empty
-//! unary handler), `store` and `delivery` (the crates' own benches, run and collected),
-//! `feed` (list and changes-since latency at 1,000 vs 100,000 notifications), `memory` (idle
-//! RSS of notifd and growth per 100,000 pending jobs), `latency` (p99 create latency at half the
-//! maximum throughput). `--quick` shortens every scenario. Writes `target/notif-bench.json`.
+//! unary handler, and the same creates for users without devices), `store` and `delivery` (the
+//! crates' own benches, run and collected), `feed` (list and changes-since latency at 1,000 vs
+//! 100,000 notifications), `memory` (idle RSS of notifd and growth per 100,000 pending jobs),
+//! `latency` (p99 create latency at half the maximum throughput). `--quick` shortens every
+//! scenario. Writes `target/notif-bench.json`.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::print_stderr)]
 
@@ -114,7 +115,12 @@ where
     }
 }
 
-async fn bench_server() -> (TestServer, Vec<String>) {
+/// The platforms of the devices each bench user has.
+const DEVICES: [&str; 3] = ["windows", "android", "ios"];
+
+/// A server with `CONCURRENCY` users, each with a device on each of `platforms`, and their
+/// tokens.
+async fn bench_server(platforms: &[&str]) -> (TestServer, Vec<String>) {
     let data_dir = tempfile::tempdir().unwrap();
     let mut config = test_config(data_dir.path());
     config.rate_limits = RateLimits {
@@ -127,7 +133,7 @@ async fn bench_server() -> (TestServer, Vec<String>) {
     let mut tokens = Vec::new();
     for user in 0..CONCURRENCY {
         let token = server.sign_in("demo-client", &format!("user{user}")).await;
-        for platform in ["windows", "android", "ios"] {
+        for platform in platforms {
             server
                 .subscribe(&token, platform, &format!("u{user}-{platform}"))
                 .await;
@@ -206,7 +212,7 @@ async fn empty_handler(server: &TestServer, duration: Duration) -> Load {
 }
 
 async fn scenario_grpc(settings: &Settings) -> (Value, f64) {
-    let (server, tokens) = bench_server().await;
+    let (server, tokens) = bench_server(&DEVICES).await;
     let mut creates = Vec::new();
     let mut baselines = Vec::new();
     let mut last = None;
@@ -230,23 +236,34 @@ async fn scenario_grpc(settings: &Settings) -> (Value, f64) {
     let last = last.unwrap();
     let (creates, baseline) = (median(creates), median(baselines));
     server.stop().await;
+    // The same creates on a fresh server whose users have no devices: what the fan-out costs.
+    let (server, tokens) = bench_server(&[]).await;
+    let mut creates_alone = Vec::new();
+    for round in 0..settings.rounds() {
+        let result = grpc_creates(&server, &tokens, settings.round(), None, round).await;
+        creates_alone.push(result.per_second);
+    }
+    server.stop().await;
+    let creates_alone = median(creates_alone);
     println!(
-        "grpc: create-and-fan-out {creates:.0}/s (p50 {:?}, p99 {:?}) vs empty handler {baseline:.0}/s: ratio {:.2}; {delivered} of {planned} pushes delivered during the rounds ({:.0}%)",
+        "grpc: create-and-fan-out {creates:.0}/s (p50 {:?}, p99 {:?}) vs empty handler {baseline:.0}/s: ratio {:.2}; {delivered} of {planned} pushes delivered during the rounds ({:.0}%); creates for users without devices {creates_alone:.0}/s: ratio {:.2}",
         last.p50,
         last.p99,
         creates / baseline,
-        delivered_fraction * 100.0
+        delivered_fraction * 100.0,
+        creates_alone / baseline,
     );
     (
         json!({"creates_per_s": creates, "p50_ms": last.p50.as_secs_f64() * 1e3, "p99_ms": last.p99.as_secs_f64() * 1e3,
                "empty_handler_per_s": baseline, "ratio": creates / baseline, "goal": 0.5,
-               "pushes_planned": planned, "pushes_delivered_during_rounds": delivered, "delivered_fraction": delivered_fraction}),
+               "pushes_planned": planned, "pushes_delivered_during_rounds": delivered, "delivered_fraction": delivered_fraction,
+               "creates_without_devices_per_s": creates_alone, "creates_without_devices_ratio": creates_alone / baseline}),
         creates,
     )
 }
 
 async fn scenario_latency(settings: &Settings, max_throughput: f64) -> Value {
-    let (server, tokens) = bench_server().await;
+    let (server, tokens) = bench_server(&DEVICES).await;
     let rate = max_throughput / 2.0;
     // A warm-up second at the rate opens the provider connections and fetches their tokens.
     grpc_creates(&server, &tokens, Duration::from_secs(1), Some(rate), 100).await;
