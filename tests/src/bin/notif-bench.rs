@@ -19,6 +19,7 @@ use notif_core::ids::{AppId, HostName, NotificationId, UserId};
 use notif_core::notification::{
     ChangeSeq, DraftContext, FeedKey, Limits, NotificationDraft, VisualContentDraft,
 };
+use notif_core::platform::Platform;
 use notif_core::ports::{ListQuery, NotificationStore};
 use notif_core::time::Timestamp;
 use notif_grpc::RateLimits;
@@ -194,21 +195,111 @@ async fn grpc_creates(
     .await
 }
 
+/// One empty unary call: gRPC health `Check`.
+async fn empty_call(channel: Channel) {
+    let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
+    client
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+}
+
 async fn empty_handler(server: &TestServer, duration: Duration) -> Load {
     let channels = channels(server).await;
     load(duration, None, move |worker, _| {
-        let channel = channels[worker % channels.len()].clone();
-        async move {
-            let mut client = tonic_health::pb::health_client::HealthClient::new(channel);
-            client
-                .check(tonic_health::pb::HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .unwrap();
-        }
+        empty_call(channels[worker % channels.len()].clone())
     })
     .await
+}
+
+/// One push as the sandbox received it, to send again as is.
+#[derive(Clone)]
+struct BarePush {
+    client: reqwest::Client,
+    url: String,
+    headers: reqwest::header::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl BarePush {
+    /// The last push to each of `DEVICES`' platforms the sandbox of `server` received, sent
+    /// over the same HTTP version as the dispatcher's (HTTP/2 to APNs, HTTP/1.1 elsewhere).
+    fn samples(server: &TestServer) -> [Self; DEVICES.len()] {
+        let pushes = server.sandbox.pushes();
+        let http1 = reqwest::Client::new();
+        let http2 = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        DEVICES.map(|device| {
+            let platform = Platform::parse(device).unwrap();
+            let push = pushes
+                .iter()
+                .rev()
+                .find(|push| push.platform == platform)
+                .unwrap();
+            let headers = push
+                .headers
+                .iter()
+                .filter(|(name, _)| !matches!(name.as_str(), "host" | "content-length"))
+                .map(|(name, value)| (name.parse().unwrap(), value.parse().unwrap()))
+                .collect();
+            Self {
+                client: if platform == Platform::Ios {
+                    http2.clone()
+                } else {
+                    http1.clone()
+                },
+                url: format!("{}{}", server.sandbox.base_url(), push.path),
+                headers,
+                body: push.body.clone(),
+            }
+        })
+    }
+
+    async fn send(self) {
+        let response = self
+            .client
+            .post(self.url)
+            .headers(self.headers)
+            .body(self.body)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success(), "{}", response.status());
+        let _ = response.bytes().await;
+    }
+}
+
+/// A create-and-fan-out reduced to its traffic: the empty call, then the three pushes a create
+/// owes sent bare to the same sandbox in the background, as many in flight as the dispatcher
+/// allows (`CONCURRENCY` per provider) — no store, no auth, no dispatcher. Returns once the last
+/// push is answered.
+async fn bare_fan_out(server: &TestServer, duration: Duration) -> Load {
+    let channels = channels(server).await;
+    let pushes = BarePush::samples(server);
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(DEVICES.len() * CONCURRENCY));
+    let sending = Arc::clone(&in_flight);
+    let result = load(duration, None, move |worker, _| {
+        let channel = channels[worker % channels.len()].clone();
+        let (pushes, in_flight) = (pushes.clone(), Arc::clone(&sending));
+        async move {
+            empty_call(channel).await;
+            for push in pushes {
+                let permit = Arc::clone(&in_flight).acquire_owned().await.unwrap();
+                tokio::spawn(async move {
+                    push.send().await;
+                    drop(permit);
+                });
+            }
+        }
+    })
+    .await;
+    let all = u32::try_from(DEVICES.len() * CONCURRENCY).unwrap();
+    drop(in_flight.acquire_many(all).await.unwrap());
+    result
 }
 
 async fn scenario_grpc(settings: &Settings) -> (Value, f64) {
@@ -234,7 +325,11 @@ async fn scenario_grpc(settings: &Settings) -> (Value, f64) {
     let delivered = server.sandbox.pushes().len() - pushes_before;
     let delivered_fraction = delivered as f64 / planned as f64;
     let last = last.unwrap();
-    let (creates, baseline) = (median(creates), median(baselines));
+    let mut bare = Vec::new();
+    for _ in 0..settings.rounds() {
+        bare.push(bare_fan_out(&server, settings.round()).await.per_second);
+    }
+    let (creates, baseline, bare) = (median(creates), median(baselines), median(bare));
     server.stop().await;
     // The same creates on a fresh server whose users have no devices: what the fan-out costs.
     let (server, tokens) = bench_server(&[]).await;
@@ -246,18 +341,20 @@ async fn scenario_grpc(settings: &Settings) -> (Value, f64) {
     server.stop().await;
     let creates_alone = median(creates_alone);
     println!(
-        "grpc: create-and-fan-out {creates:.0}/s (p50 {:?}, p99 {:?}) vs empty handler {baseline:.0}/s: ratio {:.2}; {delivered} of {planned} pushes delivered during the rounds ({:.0}%); creates for users without devices {creates_alone:.0}/s: ratio {:.2}",
+        "grpc: create-and-fan-out {creates:.0}/s (p50 {:?}, p99 {:?}) vs empty handler {baseline:.0}/s: ratio {:.2}; {delivered} of {planned} pushes delivered during the rounds ({:.0}%); creates for users without devices {creates_alone:.0}/s: ratio {:.2}; bare fan-out (the empty call and three pushes, sent bare) {bare:.0}/s: ratio {:.2}",
         last.p50,
         last.p99,
         creates / baseline,
         delivered_fraction * 100.0,
         creates_alone / baseline,
+        bare / baseline,
     );
     (
         json!({"creates_per_s": creates, "p50_ms": last.p50.as_secs_f64() * 1e3, "p99_ms": last.p99.as_secs_f64() * 1e3,
                "empty_handler_per_s": baseline, "ratio": creates / baseline, "goal": 0.5,
                "pushes_planned": planned, "pushes_delivered_during_rounds": delivered, "delivered_fraction": delivered_fraction,
-               "creates_without_devices_per_s": creates_alone, "creates_without_devices_ratio": creates_alone / baseline}),
+               "creates_without_devices_per_s": creates_alone, "creates_without_devices_ratio": creates_alone / baseline,
+               "bare_fan_out_per_s": bare, "bare_fan_out_ratio": bare / baseline}),
         creates,
     )
 }
