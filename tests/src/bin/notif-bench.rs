@@ -274,9 +274,9 @@ impl BarePush {
 }
 
 /// A create-and-fan-out reduced to its traffic: the empty call, then the three pushes a create
-/// owes sent bare to the same sandbox in the background, as many in flight as the dispatcher
-/// allows (`CONCURRENCY` per provider) — no store, no auth, no dispatcher. Returns once the last
-/// push is answered.
+/// owes sent bare to the same sandbox in the background, at most as many in flight as the
+/// dispatcher allows across the three providers (`CONCURRENCY` each) — no store, no auth, no
+/// dispatcher. Returns once the last push is answered.
 async fn bare_fan_out(server: &TestServer, duration: Duration) -> Load {
     let channels = channels(server).await;
     let pushes = BarePush::samples(server);
