@@ -1,11 +1,11 @@
 //! `notif-bench`: performance as ratios against baselines measured in the same run.
 //!
 //! Scenarios (all by default, or name some): `grpc` (create-and-fan-out over gRPC vs an empty
-//! unary handler, and the same creates for users without devices), `store` and `delivery` (the
-//! crates' own benches, run and collected), `feed` (list and changes-since latency at 1,000 vs
-//! 100,000 notifications), `memory` (idle RSS of notifd and growth per 100,000 pending jobs),
-//! `latency` (p99 create latency at half the maximum throughput). `--quick` shortens every
-//! scenario. Writes `target/notif-bench.json`.
+//! unary handler, beside the same traffic sent bare and the same creates for users without
+//! devices), `store` and `delivery` (the crates' own benches, run and collected), `feed` (list
+//! and changes-since latency at 1,000 vs 100,000 notifications), `memory` (idle RSS of notifd
+//! and growth per 100,000 pending jobs), `latency` (p99 create latency at half the maximum
+//! throughput). `--quick` shortens every scenario. Writes `target/notif-bench.json`.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::print_stderr)]
 
@@ -302,22 +302,31 @@ async fn bare_fan_out(server: &TestServer, duration: Duration) -> Load {
     result
 }
 
+/// The median calls/s of `settings.rounds()` rounds of `round` (given the round's number).
+async fn median_rate<Fut: Future<Output = Load>>(
+    settings: &Settings,
+    mut round: impl FnMut(usize) -> Fut,
+) -> f64 {
+    let mut rates = Vec::new();
+    for number in 0..settings.rounds() {
+        rates.push(round(number).await.per_second);
+    }
+    median(rates)
+}
+
 async fn scenario_grpc(settings: &Settings) -> (Value, f64) {
     let (server, tokens) = bench_server(&DEVICES).await;
     let mut creates = Vec::new();
-    let mut baselines = Vec::new();
     let mut last = None;
     // The baseline is measured first, on a quiet server: after a round of creates the
     // dispatcher is still delivering their backlog, which would slow the empty handler.
-    for _ in 0..settings.rounds() {
-        baselines.push(empty_handler(&server, settings.round()).await.per_second);
-    }
+    let baseline = median_rate(settings, |_| empty_handler(&server, settings.round())).await;
     let pushes_before = server.sandbox.pushes().len();
     let mut planned = 0;
     for round in 0..settings.rounds() {
         let result = grpc_creates(&server, &tokens, settings.round(), None, round).await;
         creates.push(result.per_second);
-        planned += 3 * result.calls;
+        planned += DEVICES.len() * result.calls;
         last = Some(result);
     }
     // Pushes that reached the providers while the rounds ran: when the dispatcher falls
@@ -325,21 +334,16 @@ async fn scenario_grpc(settings: &Settings) -> (Value, f64) {
     let delivered = server.sandbox.pushes().len() - pushes_before;
     let delivered_fraction = delivered as f64 / planned as f64;
     let last = last.unwrap();
-    let mut bare = Vec::new();
-    for _ in 0..settings.rounds() {
-        bare.push(bare_fan_out(&server, settings.round()).await.per_second);
-    }
-    let (creates, baseline, bare) = (median(creates), median(baselines), median(bare));
+    let bare = median_rate(settings, |_| bare_fan_out(&server, settings.round())).await;
+    let creates = median(creates);
     server.stop().await;
     // The same creates on a fresh server whose users have no devices: what the fan-out costs.
     let (server, tokens) = bench_server(&[]).await;
-    let mut creates_alone = Vec::new();
-    for round in 0..settings.rounds() {
-        let result = grpc_creates(&server, &tokens, settings.round(), None, round).await;
-        creates_alone.push(result.per_second);
-    }
+    let creates_alone = median_rate(settings, |round| {
+        grpc_creates(&server, &tokens, settings.round(), None, round)
+    })
+    .await;
     server.stop().await;
-    let creates_alone = median(creates_alone);
     println!(
         "grpc: create-and-fan-out {creates:.0}/s (p50 {:?}, p99 {:?}) vs empty handler {baseline:.0}/s: ratio {:.2}; {delivered} of {planned} pushes delivered during the rounds ({:.0}%); creates for users without devices {creates_alone:.0}/s: ratio {:.2}; bare fan-out (the empty call and three pushes, sent bare) {bare:.0}/s: ratio {:.2}",
         last.p50,
