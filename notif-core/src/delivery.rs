@@ -11,7 +11,10 @@ use crate::time::Timestamp;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryOutcome {
     /// Accepted by the provider.
-    Delivered,
+    Delivered {
+        /// Whether the alert text was shortened to fit the provider's size limit.
+        text_shortened: bool,
+    },
     /// Try again later: 5xx, timeouts, connection errors, throttling. `after` is the provider's
     /// `Retry-After` (or `X-WNS-CONTINUE-AFTER`) when it named one.
     Retry {
@@ -140,6 +143,9 @@ pub enum DeliveryState {
     Delivered {
         /// When.
         at: Timestamp,
+        /// Whether the alert text was shortened to fit the provider's size limit (the feed
+        /// keeps the whole text).
+        text_shortened: bool,
     },
     /// Failed for now; another attempt is scheduled.
     Retrying {
@@ -228,7 +234,12 @@ pub fn settle(
         }
     };
     match outcome {
-        DeliveryOutcome::Delivered => Settlement::Done(DeliveryState::Delivered { at: now }),
+        DeliveryOutcome::Delivered { text_shortened } => {
+            Settlement::Done(DeliveryState::Delivered {
+                at: now,
+                text_shortened: *text_shortened,
+            })
+        }
         DeliveryOutcome::Retry { after } => retry(*after),
         DeliveryOutcome::RefreshCredentials => retry(None),
         DeliveryOutcome::EndpointGone => Settlement::RemoveSubscription,
@@ -313,12 +324,17 @@ mod tests {
         assert_eq!(
             settle(
                 &job(0, hour),
-                &DeliveryOutcome::Delivered,
+                &DeliveryOutcome::Delivered {
+                    text_shortened: false
+                },
                 &policy,
                 NOW,
                 jitter
             ),
-            Settlement::Done(DeliveryState::Delivered { at: NOW })
+            Settlement::Done(DeliveryState::Delivered {
+                at: NOW,
+                text_shortened: false,
+            })
         );
         assert_eq!(
             settle(

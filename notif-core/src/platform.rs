@@ -1,6 +1,7 @@
 //! Push platforms and notification priority, with the lenient parsing clients rely on.
 
 use std::fmt;
+use std::time::Duration;
 
 /// A device platform, each with its own push provider.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -72,6 +73,25 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// The longest time-to-live the platform's provider accepts: FCM refuses an
+    /// `android.ttl` over four weeks ("Invalid TTL"; FCM's `AndroidConfig.ttl` reference).
+    /// APNs (`apns-expiration`, a date), WNS (`X-WNS-TTL`) and Web Push (RFC 8030 §5.2, the
+    /// push service may only shorten it) document no maximum below notif's 30 days.
+    pub const fn max_time_to_live(self) -> Option<Duration> {
+        match self {
+            Platform::Android => Some(Duration::from_secs(28 * 24 * 60 * 60)),
+            Platform::Windows | Platform::Ios | Platform::WebPush => None,
+        }
+    }
+
+    /// `time_to_live` within the platform's maximum.
+    pub fn clamp_time_to_live(self, time_to_live: Duration) -> Duration {
+        self.max_time_to_live()
+            .map_or(time_to_live, |max| time_to_live.min(max))
+    }
+}
+
 impl fmt::Display for Platform {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str(self.as_str())
@@ -136,6 +156,25 @@ impl fmt::Display for Priority {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_to_live_is_clamped_to_four_weeks_for_fcm_only() {
+        let twenty_nine_days = Duration::from_secs(29 * 86_400);
+        assert_eq!(
+            Platform::Android.clamp_time_to_live(twenty_nine_days),
+            Duration::from_secs(2_419_200)
+        );
+        assert_eq!(
+            Platform::Android.clamp_time_to_live(Duration::from_secs(60)),
+            Duration::from_secs(60)
+        );
+        for platform in [Platform::Ios, Platform::Windows, Platform::WebPush] {
+            assert_eq!(
+                platform.clamp_time_to_live(twenty_nine_days),
+                twenty_nine_days
+            );
+        }
+    }
 
     #[test]
     fn platform_names_parse_in_any_case() {

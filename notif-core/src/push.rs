@@ -147,7 +147,9 @@ pub struct PushMessage {
     pub kind: PushKind,
     /// How urgent.
     pub urgency: Urgency,
-    /// Time left until the notification expires: providers drop it after that.
+    /// Time left until the notification expires, at most the platform's maximum
+    /// ([`Platform::clamp_time_to_live`]): providers drop the push after that, while the
+    /// feed keeps the notification until its expiration.
     pub time_to_live: Duration,
     /// The notification's expiration (APNs `apns-expiration`).
     pub expires_at: Timestamp,
@@ -186,7 +188,7 @@ pub fn plan_push(
         subscription,
         kind,
         urgency,
-        time_to_live: notification.expiration.duration_since(now),
+        time_to_live: platform.clamp_time_to_live(notification.expiration.duration_since(now)),
         expires_at: notification.expiration,
         collapse: notification.app_notification_id.as_str().to_owned(),
         group: notification
@@ -200,15 +202,19 @@ pub fn plan_push(
 /// A key that fits a provider's length limit: the text itself when it fits in `max_len`
 /// bytes of the allowed alphabet, else a stable hash of it.
 ///
-/// Providers limit these keys: `X-WNS-Tag`/`X-WNS-Group` to 16 characters, Web Push `Topic`
-/// to 32 base64url characters, `apns-collapse-id` to 64 bytes.
+/// Providers limit these keys: `X-WNS-Tag`/`X-WNS-Group` to 16 alphanumeric characters, Web
+/// Push `Topic` to 32 base64url characters, `apns-collapse-id` to 64 bytes. The hash is
+/// written in the alphabet's own characters (hexadecimal for [`KeyAlphabet::Alphanumeric`]).
 pub fn collapse_key(text: &str, max_len: usize, alphabet: KeyAlphabet) -> String {
     let fits_as_is = text.len() <= max_len && text.chars().all(|c| alphabet.allows(c));
     if fits_as_is {
         return text.to_owned();
     }
     let digest = Sha256::digest(text.as_bytes());
-    let mut key = URL_SAFE_NO_PAD.encode(digest);
+    let mut key = match alphabet {
+        KeyAlphabet::Alphanumeric => digest.iter().map(|byte| format!("{byte:02x}")).collect(),
+        KeyAlphabet::Base64Url | KeyAlphabet::PrintableAscii => URL_SAFE_NO_PAD.encode(digest),
+    };
     key.truncate(max_len);
     key
 }
@@ -216,15 +222,18 @@ pub fn collapse_key(text: &str, max_len: usize, alphabet: KeyAlphabet) -> String
 /// The characters a provider accepts in a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyAlphabet {
+    /// ASCII letters and digits only (WNS `X-WNS-Tag` and `X-WNS-Group`).
+    Alphanumeric,
     /// Base64url characters only (Web Push `Topic`).
     Base64Url,
-    /// Any printable ASCII (WNS tags, APNs collapse ids, FCM collapse keys).
+    /// Any printable ASCII (APNs collapse ids, FCM collapse keys).
     PrintableAscii,
 }
 
 impl KeyAlphabet {
     fn allows(self, c: char) -> bool {
         match self {
+            KeyAlphabet::Alphanumeric => c.is_ascii_alphanumeric(),
             KeyAlphabet::Base64Url => c.is_ascii_alphanumeric() || c == '-' || c == '_',
             KeyAlphabet::PrintableAscii => c.is_ascii_graphic() || c == ' ',
         }
@@ -264,6 +273,22 @@ mod tests {
             collapse_key("héllo", 64, KeyAlphabet::PrintableAscii).len(),
             43
         );
+    }
+
+    #[test]
+    fn alphanumeric_keys_never_carry_punctuation() {
+        assert_eq!(
+            collapse_key("order42", 16, KeyAlphabet::Alphanumeric),
+            "order42"
+        );
+        for text in ["order-42", "a_b", "x y", "testDirectToastNotification"] {
+            let tag = collapse_key(text, 16, KeyAlphabet::Alphanumeric);
+            assert_eq!(tag.len(), 16, "{text}");
+            assert!(
+                tag.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{text}: {tag}"
+            );
+        }
     }
 
     #[test]

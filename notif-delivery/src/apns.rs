@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::classify::{by_status, transport_failure, with_credential_refresh};
+use crate::classify::{by_status, noting_shortened, transport_failure, with_credential_refresh};
 use crate::envelope::{envelope_json, render_fitting};
 use crate::error::Error;
 use crate::http::{HttpConfig, client};
@@ -143,9 +143,17 @@ impl ApnsGateway {
             ApnsEnvironment::Production => &self.config.production_url,
             ApnsEnvironment::Sandbox => &self.config.sandbox_url,
         };
-        let body = render_fitting(Platform::Ios, &push.envelope, |envelope| {
-            let mut aps = match &push.kind {
-                PushKind::Alert { title, body } => json!({"alert": {"title": title, "body": body}}),
+        let fitted = render_fitting(Platform::Ios, push, |envelope, kind| {
+            let mut aps = match kind {
+                PushKind::Alert { title, body } => {
+                    // Apple types every alert key as a string: an absent body is left out,
+                    // never sent as null.
+                    let mut alert = json!({"title": title});
+                    if let Some(body) = body {
+                        alert["body"] = json!(body);
+                    }
+                    json!({"alert": alert})
+                }
                 PushKind::Background => json!({"content-available": 1}),
             };
             if let Some(group) = &push.group {
@@ -170,7 +178,7 @@ impl ApnsGateway {
                 collapse_key(&push.collapse, 64, KeyAlphabet::PrintableAscii),
             )
             .header("content-type", "application/json")
-            .body(body)
+            .body(fitted.body)
             .send()
             .await;
         let response = match response {
@@ -184,7 +192,9 @@ impl ApnsGateway {
             .await
             .map(|error| error.reason)
             .unwrap_or_default();
-        classify(status.as_u16(), &reason).unwrap_or_else(|| by_status(status, &headers, &reason))
+        let outcome = classify(status.as_u16(), &reason)
+            .unwrap_or_else(|| by_status(status, &headers, &reason));
+        noting_shortened(outcome, fitted.text_shortened)
     }
 }
 

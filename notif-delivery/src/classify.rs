@@ -31,7 +31,9 @@ pub(crate) fn transport_failure(_error: &reqwest::Error) -> DeliveryOutcome {
 /// 2xx delivered; 429 and 5xx retried (honouring `Retry-After`); any other 4xx rejected.
 pub(crate) fn by_status(status: StatusCode, headers: &HeaderMap, reason: &str) -> DeliveryOutcome {
     if status.is_success() {
-        DeliveryOutcome::Delivered
+        DeliveryOutcome::Delivered {
+            text_shortened: false,
+        }
     } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         DeliveryOutcome::Retry {
             after: retry_after(headers, "retry-after"),
@@ -43,6 +45,14 @@ pub(crate) fn by_status(status: StatusCode, headers: &HeaderMap, reason: &str) -
             format!("{status}: {reason}")
         };
         DeliveryOutcome::Rejected { reason }
+    }
+}
+
+/// `outcome`, saying when it is a delivery whether the alert text was shortened to fit.
+pub(crate) fn noting_shortened(outcome: DeliveryOutcome, text_shortened: bool) -> DeliveryOutcome {
+    match outcome {
+        DeliveryOutcome::Delivered { .. } => DeliveryOutcome::Delivered { text_shortened },
+        other => other,
     }
 }
 
@@ -69,7 +79,9 @@ mod tests {
         headers.insert("retry-after", HeaderValue::from_static("7"));
         assert_eq!(
             by_status(StatusCode::OK, &headers, ""),
-            DeliveryOutcome::Delivered
+            DeliveryOutcome::Delivered {
+                text_shortened: false
+            }
         );
         assert_eq!(
             by_status(StatusCode::TOO_MANY_REQUESTS, &headers, ""),
@@ -101,14 +113,21 @@ mod tests {
             calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             async move {
                 if refresh {
-                    DeliveryOutcome::Delivered
+                    DeliveryOutcome::Delivered {
+                        text_shortened: false,
+                    }
                 } else {
                     DeliveryOutcome::RefreshCredentials
                 }
             }
         })
         .await;
-        assert_eq!(outcome, DeliveryOutcome::Delivered);
+        assert_eq!(
+            outcome,
+            DeliveryOutcome::Delivered {
+                text_shortened: false
+            }
+        );
         assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

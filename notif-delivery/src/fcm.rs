@@ -13,7 +13,7 @@ use notif_core::subscription::PushChannel;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::classify::{by_status, transport_failure, with_credential_refresh};
+use crate::classify::{by_status, noting_shortened, transport_failure, with_credential_refresh};
 use crate::envelope::{envelope_json, render_fitting};
 use crate::error::Error;
 use crate::http::{HttpConfig, client};
@@ -129,7 +129,9 @@ impl FcmGateway {
         let claims = json!({
             "iss": self.config.client_email,
             "scope": FCM_SCOPE,
-            "aud": self.config.token_url,
+            // Google's server-to-server OAuth document fixes the audience to its token
+            // endpoint, whatever `token_uri` the request itself goes to.
+            "aud": GOOGLE_TOKEN_URL,
             "iat": now,
             "exp": now + 3_600,
         });
@@ -164,7 +166,7 @@ impl FcmGateway {
             Err(_) => return DeliveryOutcome::Retry { after: None },
         };
         let collapse = collapse_key(&push.collapse, 64, KeyAlphabet::PrintableAscii);
-        let body = render_fitting(Platform::Android, &push.envelope, |envelope| {
+        let fitted = render_fitting(Platform::Android, push, |envelope, kind| {
             let mut android = json!({
                 "priority": push.urgency.fcm_priority(),
                 "ttl": format!("{}s", push.time_to_live.as_secs()),
@@ -174,8 +176,12 @@ impl FcmGateway {
                 "token": registration_token,
                 "data": {"notif": envelope_json(envelope).to_string()},
             });
-            if let PushKind::Alert { title, body } = &push.kind {
-                message["notification"] = json!({"title": title, "body": body});
+            if let PushKind::Alert { title, body } = kind {
+                let mut notification = json!({"title": title});
+                if let Some(body) = body {
+                    notification["body"] = json!(body);
+                }
+                message["notification"] = notification;
                 android["notification"] = json!({"tag": collapse});
             }
             message["android"] = android;
@@ -190,7 +196,7 @@ impl FcmGateway {
             .post(url)
             .bearer_auth(access_token)
             .header("content-type", "application/json")
-            .body(body)
+            .body(fitted.body)
             .send()
             .await
         {
@@ -204,13 +210,14 @@ impl FcmGateway {
             .await
             .unwrap_or_default()
             .error;
-        classify(status.as_u16(), error.code()).unwrap_or_else(|| {
+        let outcome = classify(status.as_u16(), error.code()).unwrap_or_else(|| {
             by_status(
                 status,
                 &headers,
                 &format!("{} {}", error.code(), error.message),
             )
-        })
+        });
+        noting_shortened(outcome, fitted.text_shortened)
     }
 }
 

@@ -9,7 +9,8 @@
 //! policy), and its public signatures carry no reqwest types.
 //!
 //! Modules:
-//! - `apns`, `fcm`, `wns`, `webpush` — the adapters and their configuration.
+//! - `apns`, `fcm`, `wns`, `webpush` — the adapters and their configuration; `webpush`
+//!   also holds RFC 8291 encryption and RFC 8292 VAPID on aws-lc-rs.
 //! - `classify` — status families, `Retry-After`, refresh-once.
 //! - `envelope` — the envelope's JSON and the shoulder-tap rule.
 //! - `oauth` — cached provider access tokens.
@@ -38,5 +39,5 @@ pub use envelope::envelope_json;
 pub use error::Error;
 pub use fcm::{FCM_URL, FcmConfig, FcmGateway, GOOGLE_TOKEN_URL};
 pub use http::HttpConfig;
-pub use webpush::{WebPushConfig, WebPushGateway};
+pub use webpush::{P256Key, WebPushConfig, WebPushGateway};
 pub use wns::{WNS_TOKEN_URL, WnsConfig, WnsGateway};

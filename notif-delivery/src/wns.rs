@@ -9,7 +9,9 @@ use notif_core::ports::PushGateway;
 use notif_core::push::{KeyAlphabet, PushKind, PushMessage, collapse_key};
 use notif_core::subscription::PushChannel;
 
-use crate::classify::{by_status, retry_after, transport_failure, with_credential_refresh};
+use crate::classify::{
+    by_status, noting_shortened, retry_after, transport_failure, with_credential_refresh,
+};
 use crate::envelope::{envelope_json, render_fitting};
 use crate::error::Error;
 use crate::http::{HttpConfig, client};
@@ -60,7 +62,9 @@ impl fmt::Debug for WnsGateway {
     }
 }
 
-/// Escapes text for XML content and attribute values.
+/// Escapes text for XML content and attribute values. Line breaks and tabs become character
+/// references (attribute values would otherwise turn them into spaces); other control
+/// characters, which XML 1.0 cannot carry at all, become U+FFFD.
 fn xml_escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for character in text.chars() {
@@ -70,10 +74,19 @@ fn xml_escape(text: &str) -> String {
             '>' => escaped.push_str("&gt;"),
             '"' => escaped.push_str("&quot;"),
             '\'' => escaped.push_str("&apos;"),
-            other => escaped.push(other),
+            '\n' => escaped.push_str("&#10;"),
+            '\r' => escaped.push_str("&#13;"),
+            '\t' => escaped.push_str("&#9;"),
+            other if is_xml_char(other) => escaped.push(other),
+            _ => escaped.push(char::REPLACEMENT_CHARACTER),
         }
     }
     escaped
+}
+
+/// XML 1.0 §2.2 `Char`, less the whitespace controls handled above.
+fn is_xml_char(character: char) -> bool {
+    matches!(character, '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
 }
 
 /// The toast XML: title and body as text, the envelope in `launch` for the app.
@@ -127,9 +140,9 @@ impl WnsGateway {
             PushKind::Alert { .. } => ("wns/toast", "text/xml"),
             PushKind::Background => ("wns/raw", "application/octet-stream"),
         };
-        let body = render_fitting(Platform::Windows, &push.envelope, |envelope| {
+        let fitted = render_fitting(Platform::Windows, push, |envelope, kind| {
             let envelope = envelope_json(envelope).to_string();
-            match &push.kind {
+            match kind {
                 PushKind::Alert { title, body } => {
                     toast_xml(title, body.as_deref(), &envelope).into_bytes()
                 }
@@ -144,17 +157,17 @@ impl WnsGateway {
             .header("x-wns-type", wns_type)
             .header(
                 "x-wns-tag",
-                collapse_key(&push.collapse, 16, KeyAlphabet::PrintableAscii),
+                collapse_key(&push.collapse, 16, KeyAlphabet::Alphanumeric),
             )
             .header("x-wns-ttl", push.time_to_live.as_secs().to_string())
             .header("x-wns-priority", push.urgency.wns_priority().to_string());
         if let Some(group) = &push.group {
             request = request.header(
                 "x-wns-group",
-                collapse_key(group, 16, KeyAlphabet::PrintableAscii),
+                collapse_key(group, 16, KeyAlphabet::Alphanumeric),
             );
         }
-        let response = match request.body(body).send().await {
+        let response = match request.body(fitted.body).send().await {
             Ok(response) => response,
             Err(error) => return transport_failure(&error),
         };
@@ -164,7 +177,7 @@ impl WnsGateway {
             .get("x-wns-error-description")
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default();
-        match status.as_u16() {
+        let outcome = match status.as_u16() {
             404 | 410 => DeliveryOutcome::EndpointGone,
             401 => DeliveryOutcome::RefreshCredentials,
             // 406 is WNS' throttling answer.
@@ -172,7 +185,8 @@ impl WnsGateway {
                 after: retry_after(headers, "x-wns-continue-after"),
             },
             _ => by_status(status, headers, reason),
-        }
+        };
+        noting_shortened(outcome, fitted.text_shortened)
     }
 }
 

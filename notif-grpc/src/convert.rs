@@ -291,9 +291,16 @@ impl From<&Subscription> for pb::Subscription {
 
 impl From<&DeliveryRecord> for pb::EndpointDelivery {
     fn from(record: &DeliveryRecord) -> Self {
+        let text_shortened = matches!(
+            record.state,
+            DeliveryState::Delivered {
+                text_shortened: true,
+                ..
+            }
+        );
         let (state, at, reason) = match &record.state {
             DeliveryState::Pending => (pb::DeliveryState::Pending, None, String::new()),
-            DeliveryState::Delivered { at } => (
+            DeliveryState::Delivered { at, .. } => (
                 pb::DeliveryState::Delivered,
                 Some(timestamp(*at)),
                 String::new(),
@@ -315,6 +322,7 @@ impl From<&DeliveryRecord> for pb::EndpointDelivery {
             at,
             reason,
             updated_at: Some(timestamp(record.updated_at)),
+            text_shortened,
         }
     }
 }

@@ -425,6 +425,9 @@ enum StateRecord {
     Failed(String),
     EndpointGone,
     Expired,
+    /// Delivered with the alert text shortened to fit (added after `Expired`, so records
+    /// written before it still decode).
+    DeliveredShortened(i64),
 }
 
 /// A delivery-status record on disk; the (notification, subscription) pair is its key.
@@ -440,7 +443,14 @@ impl From<&DeliveryRecord> for StatusRecord {
     fn from(record: &DeliveryRecord) -> Self {
         let state = match &record.state {
             DeliveryState::Pending => StateRecord::Pending,
-            DeliveryState::Delivered { at } => StateRecord::Delivered(at.unix_millis()),
+            DeliveryState::Delivered {
+                at,
+                text_shortened: false,
+            } => StateRecord::Delivered(at.unix_millis()),
+            DeliveryState::Delivered {
+                at,
+                text_shortened: true,
+            } => StateRecord::DeliveredShortened(at.unix_millis()),
             DeliveryState::Retrying { next_attempt } => {
                 StateRecord::Retrying(next_attempt.unix_millis())
             }
@@ -468,6 +478,11 @@ impl StatusRecord {
             StateRecord::Pending => DeliveryState::Pending,
             StateRecord::Delivered(at) => DeliveryState::Delivered {
                 at: Timestamp::from_unix_millis(at),
+                text_shortened: false,
+            },
+            StateRecord::DeliveredShortened(at) => DeliveryState::Delivered {
+                at: Timestamp::from_unix_millis(at),
+                text_shortened: true,
             },
             StateRecord::Retrying(at) => DeliveryState::Retrying {
                 next_attempt: Timestamp::from_unix_millis(at),
@@ -624,6 +639,11 @@ mod tests {
             DeliveryState::Pending,
             DeliveryState::Delivered {
                 at: Timestamp::from_unix_millis(3),
+                text_shortened: false,
+            },
+            DeliveryState::Delivered {
+                at: Timestamp::from_unix_millis(3),
+                text_shortened: true,
             },
             DeliveryState::Retrying {
                 next_attempt: Timestamp::from_unix_millis(4),

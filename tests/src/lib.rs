@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use notif_auth::{AppConfig, ClientConfig, hash_secret};
-use notif_delivery::WebPushGateway;
+use notif_delivery::P256Key;
 use notif_delivery::sandbox::{ReceivedPush, SandboxProviders};
 use notif_grpc::pb::notifications_client::NotificationsClient;
 use notif_grpc::pb::subscriptions_client::SubscriptionsClient;
@@ -17,7 +17,6 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
-use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike as _, ES256KeyPair};
 
 /// The demo app's host.
 pub const DEMO_HOST: &str = "graphnotifications.sample.windows.com";
@@ -322,12 +321,10 @@ impl TestServer {
                 json!({"platform": "iOS", "deviceToken": format!("{token:0>64}"), "topic": "com.example.app", "environment": "sandbox"})
             }
             _ => {
-                let private_key = WebPushGateway::generate_vapid_key();
-                let public_key = ES256KeyPair::from_bytes(&private_key)
-                    .expect("a P-256 key")
-                    .public_key()
-                    .public_key()
-                    .to_bytes_uncompressed();
+                let P256Key {
+                    private_key,
+                    public_key,
+                } = P256Key::generate();
                 let auth = [7u8; 16].to_vec();
                 self.sandbox
                     .register_web_push_keys(device, private_key, auth.clone());

@@ -3,6 +3,7 @@
 //! status codes and error bodies — records what it receives, decrypts Web Push bodies for
 //! registered subscriptions, and can be told to fail in each provider's own way.
 
+mod checks;
 mod protocol;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -97,6 +98,18 @@ struct State {
     token_requests: HashMap<Platform, usize>,
     apns_tokens: Vec<String>,
     web_push_keys: HashMap<String, (Vec<u8>, Vec<u8>)>,
+    refusals: Vec<Refused>,
+}
+
+/// A push a provider refused as malformed, as the real provider would have.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The platform.
+    pub platform: Platform,
+    /// The request path.
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
 }
 
 pub(crate) struct Shared {
@@ -334,6 +347,12 @@ impl SandboxProviders {
             .get(&platform)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Every push refused as malformed (size, headers, payload, VAPID), in arrival order:
+    /// these are not in [`SandboxProviders::pushes`].
+    pub fn refusals(&self) -> Vec<Refused> {
+        self.shared.state().refusals.clone()
     }
 
     /// The distinct APNs provider tokens seen, in order of first use.

@@ -13,7 +13,7 @@ use hyper::body::Incoming;
 use notif_core::platform::Platform;
 use serde_json::{Value, json};
 
-use super::{FakeResponse, ReceivedPush, Response, Shared};
+use super::{FakeResponse, ReceivedPush, Refused, Response, Shared, checks};
 
 /// A scripted reset: the connection is dropped without an answer.
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +22,8 @@ pub(crate) struct Reset;
 
 struct Request {
     path: String,
+    /// `host[:port]` as the client addressed the sandbox.
+    authority: String,
     headers: BTreeMap<String, String>,
     body: Vec<u8>,
 }
@@ -29,6 +31,11 @@ struct Request {
 impl Request {
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).map(String::as_str)
+    }
+
+    /// A header lookup for the provider rules in `checks`.
+    fn header_lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        |name| self.header(name).map(str::to_owned)
     }
 
     fn bearer(&self) -> Option<&str> {
@@ -73,6 +80,19 @@ pub(crate) async fn handle(
     request: hyper::Request<Incoming>,
 ) -> Result<Response, Reset> {
     let path = request.uri().path().to_owned();
+    // HTTP/2 carries it in `:authority`, HTTP/1.1 in `Host`.
+    let authority = request
+        .uri()
+        .authority()
+        .map(ToString::to_string)
+        .or_else(|| {
+            request
+                .headers()
+                .get(hyper::header::HOST)
+                .and_then(|host| host.to_str().ok())
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
     let is_post = request.method() == hyper::Method::POST;
     let headers = request
         .headers()
@@ -93,6 +113,7 @@ pub(crate) async fn handle(
         .to_vec();
     let request = Request {
         path,
+        authority,
         headers,
         body,
     };
@@ -149,11 +170,19 @@ fn issue_token(shared: &Shared, platform: Platform) -> String {
 
 fn google_token(shared: &Shared, request: &Request) -> Response {
     let form = request.form();
+    // Google's "Using OAuth 2.0 for Server to Server Applications": the assertion's `aud` is
+    // always https://oauth2.googleapis.com/token, wherever the request is sent.
+    let claims = form.get("assertion").and_then(|assertion| {
+        let claims = assertion.split('.').nth(1)?;
+        serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(claims).ok()?).ok()
+    });
     let assertion_ok = form.get("grant_type").map(String::as_str)
         == Some("urn:ietf:params:oauth:grant-type:jwt-bearer")
-        && form
-            .get("assertion")
-            .is_some_and(|assertion| assertion.split('.').count() == 3);
+        && claims.is_some_and(|claims| {
+            claims["aud"] == crate::GOOGLE_TOKEN_URL
+                && claims["iss"].is_string()
+                && claims["scope"].is_string()
+        });
     if !assertion_ok {
         return json_response(
             400,
@@ -224,21 +253,12 @@ fn apns_check(shared: &Shared, request: &Request, device_token: &str) -> Check {
     if request.header("apns-topic").is_none() {
         return Err(Box::new(apns_error(400, "MissingTopic")));
     }
-    let push_type = request.header("apns-push-type");
-    let priority = request.header("apns-priority");
-    match (push_type, priority) {
-        (Some("alert"), Some("10" | "5")) | (Some("background"), Some("5")) => {}
-        _ => return Err(Box::new(apns_error(400, "BadPriority"))),
-    }
     if device_token.len() < 32 || !device_token.chars().all(|c| c.is_ascii_hexdigit()) {
         return Err(Box::new(apns_error(400, "BadDeviceToken")));
     }
-    if request.body.len() > 4096 {
-        return Err(Box::new(apns_error(413, "PayloadTooLarge")));
-    }
-    let body: Value = serde_json::from_slice(&request.body)
-        .map_err(|_| Box::new(apns_error(400, "PayloadEmpty")))?;
-    Ok(body.get("notif").cloned())
+    let payload = checks::apns(request.header_lookup(), &request.body)
+        .map_err(|(status, reason)| Box::new(apns_error(status, &reason)))?;
+    Ok(payload.get("notif").cloned())
 }
 
 fn fcm_error(status: u16, code: &str, error_code: Option<&str>, message: &str) -> Response {
@@ -261,32 +281,14 @@ fn fcm_check(shared: &Shared, request: &Request) -> Check {
             "Request had invalid authentication credentials.",
         )));
     }
-    let body: Value = serde_json::from_slice(&request.body).map_err(|_| {
-        fcm_error(
-            400,
+    let message = checks::fcm(&request.body).map_err(|(status, message)| {
+        Box::new(fcm_error(
+            status,
             "INVALID_ARGUMENT",
             Some("INVALID_ARGUMENT"),
-            "Invalid JSON payload.",
-        )
+            &message,
+        ))
     })?;
-    let message = &body["message"];
-    if message["token"].as_str().is_none_or(str::is_empty) {
-        return Err(Box::new(fcm_error(
-            400,
-            "INVALID_ARGUMENT",
-            Some("INVALID_ARGUMENT"),
-            "message.token is required",
-        )));
-    }
-    let data = serde_json::to_vec(&message["data"]).unwrap_or_default();
-    if data.len() > 4096 {
-        return Err(Box::new(fcm_error(
-            400,
-            "INVALID_ARGUMENT",
-            Some("INVALID_ARGUMENT"),
-            "Message is too big",
-        )));
-    }
     Ok(message["data"]["notif"]
         .as_str()
         .and_then(|text| serde_json::from_str(text).ok()))
@@ -315,60 +317,29 @@ fn wns_check(shared: &Shared, request: &Request) -> Check {
     if !token_is_issued(shared, request.bearer(), Platform::Windows) {
         return Err(Box::new(wns_error(401, "Token is invalid")));
     }
-    if request.body.len() > 5000 {
-        return Err(Box::new(wns_error(413, "Payload too large")));
-    }
+    checks::wns(request.header_lookup(), &request.body)
+        .map_err(|(status, reason)| Box::new(wns_error(status, &reason)))?;
     let text = String::from_utf8_lossy(&request.body);
-    match (request.header("x-wns-type"), request.header("content-type")) {
-        (Some("wns/raw"), Some("application/octet-stream")) => Ok(serde_json::from_str(&text).ok()),
-        (Some("wns/toast"), Some("text/xml")) => {
-            if !text.starts_with("<toast") {
-                return Err(Box::new(wns_error(400, "Invalid XML payload")));
-            }
-            let launch = text
-                .split_once("launch=\"")
-                .and_then(|(_, rest)| rest.split_once('"'))
-                .map(|(launch, _)| xml_unescape(launch));
-            Ok(launch.and_then(|launch| serde_json::from_str(&launch).ok()))
-        }
-        _ => Err(Box::new(wns_error(400, "Missing or invalid X-WNS-Type"))),
+    if request.header("x-wns-type") == Some("wns/raw") {
+        return Ok(serde_json::from_str(&text).ok());
     }
+    let launch = text
+        .split_once("launch=\"")
+        .and_then(|(_, rest)| rest.split_once('"'))
+        .map(|(launch, _)| xml_unescape(launch));
+    Ok(launch.and_then(|launch| serde_json::from_str(&launch).ok()))
 }
 
 fn web_push_check(shared: &Shared, request: &Request, device: &str) -> Check {
-    let vapid_ok = request
-        .header("authorization")
-        .is_some_and(|value| value.starts_with("vapid t=") && value.contains(", k="));
-    if !vapid_ok {
-        return Err(Box::new(respond(401, &[], "VAPID authorization required")));
-    }
-    if request.header("content-encoding") != Some("aes128gcm") {
-        return Err(Box::new(respond(
-            400,
-            &[],
-            "Content-Encoding must be aes128gcm",
-        )));
-    }
-    if request
-        .header("ttl")
-        .is_none_or(|ttl| ttl.parse::<u64>().is_err())
-    {
-        return Err(Box::new(respond(400, &[], "TTL header required")));
-    }
-    if request.body.len() > 4096 {
-        return Err(Box::new(respond(413, &[], "Payload too large")));
-    }
+    // The sandbox serves plain HTTP on loopback: that is the push resource's origin.
+    let origin = format!("http://{}", request.authority);
+    checks::web_push(request.header_lookup(), &origin, &request.body)
+        .map_err(|(status, reason)| Box::new(respond(status, &[], reason)))?;
     let keys = shared.state().web_push_keys.get(device).cloned();
     let Some((private_key, auth)) = keys else {
         return Ok(None);
     };
-    let secret = web_push_native::p256::SecretKey::from_slice(&private_key)
-        .map_err(|_| Box::new(respond(500, &[], "bad registered key")))?;
-    if auth.len() != 16 {
-        return Err(Box::new(respond(500, &[], "bad registered auth")));
-    }
-    let auth = web_push_native::Auth::clone_from_slice(&auth);
-    let plaintext = web_push_native::decrypt(request.body.clone(), &secret, &auth)
+    let plaintext = crate::webpush::decrypt(&request.body, &private_key, &auth)
         .map_err(|_| Box::new(respond(400, &[], "Decryption failed")))?;
     Ok(serde_json::from_slice(&plaintext).ok())
 }
@@ -567,7 +538,14 @@ async fn push(
     let _in_flight = InFlight::enter(shared);
     let envelope = match check {
         Ok(envelope) => envelope,
-        Err(protocol_error) => return Ok(*protocol_error),
+        Err(protocol_error) => {
+            shared.state().refusals.push(Refused {
+                platform,
+                path: request.path.clone(),
+                status: protocol_error.status().as_u16(),
+            });
+            return Ok(*protocol_error);
+        }
     };
     let answer = next_answer(shared, platform);
     shared.state().pushes.push(ReceivedPush {

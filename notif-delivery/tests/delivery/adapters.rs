@@ -42,7 +42,12 @@ async fn visual_pushes_follow_each_platform_contract() {
         visual_draft("testDirectToastNotification"),
     )
     .await;
-    assert_eq!(outcome, DeliveryOutcome::Delivered);
+    assert_eq!(
+        outcome,
+        DeliveryOutcome::Delivered {
+            text_shortened: false
+        }
+    );
     assert_eq!(apns.path, format!("/3/device/{:064x}", 1));
     assert_eq!(apns.headers["apns-push-type"], "alert");
     assert_eq!(apns.headers["apns-priority"], "10");
@@ -177,7 +182,13 @@ async fn oversize_payloads_become_shoulder_taps() {
     for platform in notif_core::platform::Platform::ALL {
         let (outcome, received) =
             send_one(&sandbox, platform, raw_draft("big", "x".repeat(10_000))).await;
-        assert_eq!(outcome, DeliveryOutcome::Delivered, "{platform}");
+        assert_eq!(
+            outcome,
+            DeliveryOutcome::Delivered {
+                text_shortened: false
+            },
+            "{platform}"
+        );
         let envelope = received.envelope.unwrap();
         assert!(envelope.get("payload").is_none(), "{platform}: {envelope}");
         assert_eq!(envelope["changeSeq"], 1);
@@ -196,7 +207,9 @@ async fn state_changes_carry_no_content() {
     );
     assert_eq!(
         sandbox.apns.send(&message).await,
-        DeliveryOutcome::Delivered
+        DeliveryOutcome::Delivered {
+            text_shortened: false
+        }
     );
     let received = sandbox.providers.pushes().pop().unwrap();
     assert_eq!(received.headers["apns-push-type"], "background");
@@ -316,7 +329,9 @@ async fn expired_credentials_are_refreshed_once_then_retried() {
             .script(platform, [FakeResponse::ExpiredCredentials]);
         assert_eq!(
             send_one(&sandbox, platform, visual_draft("n")).await.0,
-            DeliveryOutcome::Delivered,
+            DeliveryOutcome::Delivered {
+                text_shortened: false
+            },
             "{platform}"
         );
         sandbox.providers.script(
@@ -341,7 +356,9 @@ async fn provider_tokens_are_reused() {
         for platform in [Platform::Ios, Platform::Android, Platform::Windows] {
             assert_eq!(
                 send_one(&sandbox, platform, visual_draft("n")).await.0,
-                DeliveryOutcome::Delivered
+                DeliveryOutcome::Delivered {
+                    text_shortened: false
+                }
             );
         }
     }
@@ -362,9 +379,13 @@ async fn provider_tokens_are_reused() {
 #[tokio::test]
 async fn a_provider_token_signed_with_another_key_is_refused() {
     let sandbox = Sandbox::start().await;
-    let stranger = web_push_native::jwt_simple::algorithms::ES256KeyPair::generate();
+    // Another sandbox's APNs key: a valid P-256 key the first sandbox was never given.
+    let stranger = notif_delivery::sandbox::SandboxProviders::start()
+        .await
+        .unwrap()
+        .apns_config(crate::fixtures::http());
     let config = notif_delivery::ApnsConfig {
-        private_key_pem: stranger.to_pem().unwrap(),
+        private_key_pem: stranger.private_key_pem,
         ..sandbox.providers.apns_config(crate::fixtures::http())
     };
     let gateway = notif_delivery::ApnsGateway::new(config).unwrap();
@@ -377,7 +398,9 @@ async fn a_provider_token_signed_with_another_key_is_refused() {
     for _ in 0..2 {
         assert_ne!(
             notif_core::ports::PushGateway::send(&gateway, &message).await,
-            DeliveryOutcome::Delivered
+            DeliveryOutcome::Delivered {
+                text_shortened: false
+            }
         );
     }
     assert!(sandbox.providers.pushes().is_empty());

@@ -14,9 +14,8 @@ use notif_core::push::{PushMessage, plan_push};
 use notif_core::subscription::{ChannelDraft, ChannelPolicy, Subscription};
 use notif_delivery::sandbox::SandboxProviders;
 use notif_delivery::{
-    ApnsGateway, FcmGateway, HttpConfig, SystemClock, WebPushGateway, WnsGateway,
+    ApnsGateway, FcmGateway, HttpConfig, P256Key, SystemClock, WebPushGateway, WnsGateway,
 };
-use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike as _, ES256KeyPair};
 
 pub(crate) const HOST: &str = "graphnotifications.sample.windows.com";
 
@@ -81,12 +80,10 @@ impl Sandbox {
             Platform::WebPush => {
                 use base64::Engine as _;
                 let name = format!("browser{device}");
-                let private_key = WebPushGateway::generate_vapid_key();
-                let public_key = ES256KeyPair::from_bytes(&private_key)
-                    .unwrap()
-                    .public_key()
-                    .public_key()
-                    .to_bytes_uncompressed();
+                let P256Key {
+                    private_key,
+                    public_key,
+                } = P256Key::generate();
                 let auth = vec![u8::try_from(device % 200).unwrap() + 1; 16];
                 self.providers
                     .register_web_push_keys(&name, private_key, auth.clone());

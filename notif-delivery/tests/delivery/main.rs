@@ -6,4 +6,5 @@
 
 mod adapters;
 mod dispatcher;
+mod fidelity;
 mod fixtures;

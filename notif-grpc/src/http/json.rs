@@ -244,18 +244,26 @@ pub(crate) fn subscription(subscription: &Subscription, renewed: Option<bool>) -
 pub(crate) fn delivery(record: &DeliveryRecord) -> Value {
     let (state, detail) = match &record.state {
         DeliveryState::Pending => ("pending", Value::Null),
-        DeliveryState::Delivered { at } => ("delivered", json!(at.to_rfc3339())),
+        DeliveryState::Delivered { at, .. } => ("delivered", json!(at.to_rfc3339())),
         DeliveryState::Retrying { next_attempt } => ("retrying", json!(next_attempt.to_rfc3339())),
         DeliveryState::Failed { reason } => ("failed", json!(reason)),
         DeliveryState::EndpointGone => ("endpointGone", Value::Null),
         DeliveryState::Expired => ("expired", Value::Null),
     };
-    json!({
+    let mut value = json!({
         "subscriptionId": record.subscription.to_string(),
         "platform": record.platform.as_str(),
         "state": state,
         "detail": detail,
         "attempts": record.attempts,
         "updatedDateTime": record.updated_at.to_rfc3339(),
-    })
+    });
+    if let DeliveryState::Delivered {
+        text_shortened: true,
+        ..
+    } = record.state
+    {
+        value["textShortened"] = json!(true);
+    }
+    value
 }

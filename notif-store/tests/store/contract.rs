@@ -819,7 +819,10 @@ pub(crate) async fn settlements_update_jobs_and_status(harness: Harness) {
         .settle(
             vec![(
                 by_platform(Platform::Windows).job.clone(),
-                Settlement::Done(DeliveryState::Delivered { at: now }),
+                Settlement::Done(DeliveryState::Delivered {
+                    at: now,
+                    text_shortened: false,
+                }),
             )],
             now,
         )
@@ -858,7 +861,13 @@ pub(crate) async fn settlements_update_jobs_and_status(harness: Harness) {
     };
     assert_eq!(
         state_of(Platform::Windows),
-        (DeliveryState::Delivered { at: now }, 1)
+        (
+            DeliveryState::Delivered {
+                at: now,
+                text_shortened: false,
+            },
+            1
+        )
     );
     assert_eq!(
         state_of(Platform::Android),
@@ -916,7 +925,10 @@ pub(crate) async fn a_newer_change_supersedes_an_in_flight_job(harness: Harness)
         .settle(
             vec![(
                 in_flight.job.clone(),
-                Settlement::Done(DeliveryState::Delivered { at: now }),
+                Settlement::Done(DeliveryState::Delivered {
+                    at: now,
+                    text_shortened: false,
+                }),
             )],
             now,
         )
@@ -1079,7 +1091,10 @@ async fn deliver_everything(harness: &Harness) {
             .settle(
                 vec![(
                     leased.job.clone(),
-                    Settlement::Done(DeliveryState::Delivered { at: now }),
+                    Settlement::Done(DeliveryState::Delivered {
+                        at: now,
+                        text_shortened: false,
+                    }),
                 )],
                 now,
             )

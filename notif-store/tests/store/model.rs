@@ -190,7 +190,10 @@ impl Model {
             let state = match (notification, subscription) {
                 (None, _) => continue,
                 (Some(n), _) if n.expiration <= now => DeliveryState::Expired,
-                (Some(_), Some(s)) if s.is_live(now) => DeliveryState::Delivered { at: now },
+                (Some(_), Some(s)) if s.is_live(now) => DeliveryState::Delivered {
+                    at: now,
+                    text_shortened: false,
+                },
                 (Some(_), _) => DeliveryState::Failed {
                     reason: "the subscription was removed or lapsed".into(),
                 },
@@ -373,7 +376,10 @@ impl Run {
                         .settle(
                             vec![(
                                 leased.job.clone(),
-                                Settlement::Done(DeliveryState::Delivered { at: now }),
+                                Settlement::Done(DeliveryState::Delivered {
+                                    at: now,
+                                    text_shortened: false,
+                                }),
                             )],
                             now,
                         )

@@ -11,12 +11,11 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use notif_delivery::WebPushGateway;
+use notif_delivery::P256Key;
 use notif_delivery::sandbox::SandboxProviders;
 use notif_tests::DEMO_HOST;
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
-use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike as _, ES256KeyPair};
 
 const KILLS: u64 = 20;
 const CLIENTS: usize = 8;
@@ -95,12 +94,10 @@ async fn acknowledged_creates_survive_sigkill_and_are_delivered() {
     .unwrap();
     let http = reqwest::Client::new();
     let receiver = SandboxProviders::start().await.unwrap();
-    let browser_key = WebPushGateway::generate_vapid_key();
-    let browser_public = ES256KeyPair::from_bytes(&browser_key)
-        .unwrap()
-        .public_key()
-        .public_key()
-        .to_bytes_uncompressed();
+    let P256Key {
+        private_key: browser_key,
+        public_key: browser_public,
+    } = P256Key::generate();
     receiver.register_web_push_keys("crash-browser", browser_key, vec![3; 16]);
 
     let mut child = start(&config, &base, &http).await;

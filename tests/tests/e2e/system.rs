@@ -80,6 +80,32 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// An app notification id of key `key`: plain; every printable ASCII character, 256 of
+/// them; or letters beyond ASCII.
+fn key_name(key: u8) -> String {
+    match key {
+        0 => "k0".into(),
+        1 => (' '..='~').cycle().skip(1).take(256).collect(),
+        _ => "k2 é中文😀 #&%+/?=".into(),
+    }
+}
+
+/// A group name of group `group`, one of them needing percent-encoding in a query.
+fn group_name(group: u8) -> String {
+    match group {
+        0 => "g0".into(),
+        _ => "g1 a+b#c%41&d".into(),
+    }
+}
+
+/// The content a create sends beside its raw payload.
+#[derive(Debug, Clone, Default)]
+struct Content {
+    title: Option<String>,
+    body: Option<String>,
+    expiration: Option<Timestamp>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 struct Entry {
     id: String,
@@ -197,15 +223,54 @@ impl World {
             .collect()
     }
 
+    /// What a create of `key` sends: key 0 a raw notification with the default expiration;
+    /// keys 1 and 2 visual ones at the limits (a 256-character title; a 4,096-character body
+    /// or none) that expire in 30 days less a minute.
+    fn content(&self, key: u8) -> Content {
+        if key == 0 {
+            return Content::default();
+        }
+        let millis = self
+            .clock
+            .now()
+            .saturating_add(Duration::from_secs(30 * 86_400 - 60))
+            .unix_millis();
+        let title: String = "Ünïcödé & <tags> \"quoted\" 😀 "
+            .chars()
+            .cycle()
+            .take(256)
+            .collect();
+        let body: String = "A body & <b>bold</b>, \"quotes\", é, 中文, 😀.\n"
+            .chars()
+            .cycle()
+            .take(4096)
+            .collect();
+        Content {
+            title: Some(title),
+            body: (key == 1).then_some(body),
+            expiration: Some(Timestamp::from_unix_millis(millis - millis % 1000)),
+        }
+    }
+
     async fn create(&mut self, actor: usize, key: u8, group: u8, grpc: bool) {
         let host = ACTORS[actor].2;
+        let content = self.content(key);
         let (id, replaced) = if grpc {
             let (mut client, _) = self.server().grpc().await;
+            let content = content.clone();
             let mut request = tonic::Request::new(pb::CreateNotificationRequest {
                 target_host_name: host.into(),
-                app_notification_id: format!("k{key}"),
-                group_name: Some(format!("g{group}")),
+                app_notification_id: key_name(key),
+                group_name: Some(group_name(group)),
                 raw_content: Some("r".into()),
+                visual_content: content.title.map(|title| pb::VisualContent {
+                    title,
+                    body: content.body,
+                }),
+                expiration: content.expiration.map(|at| prost_types::Timestamp {
+                    seconds: at.unix_millis() / 1000,
+                    nanos: 0,
+                }),
                 ..Default::default()
             });
             request.metadata_mut().insert(
@@ -219,7 +284,14 @@ impl World {
                 .into_inner();
             (created.notification.unwrap().id, created.replaced)
         } else {
-            let body = json!({"targetHostName": host, "appNotificationId": format!("k{key}"), "groupName": format!("g{group}"), "payload": {"rawContent": "r"}});
+            let content = content.clone();
+            let mut body = json!({"targetHostName": host, "appNotificationId": key_name(key), "groupName": group_name(group), "payload": {"rawContent": "r"}});
+            if let Some(title) = content.title {
+                body["payload"]["visualContent"] = json!({"title": title, "body": content.body});
+            }
+            if let Some(at) = content.expiration {
+                body["expirationDateTime"] = json!(at.to_rfc3339());
+            }
             let (status, created) = self
                 .request(
                     actor,
@@ -235,10 +307,11 @@ impl World {
             (created["id"].as_str().unwrap().to_owned(), status == 200)
         };
         let seq = self.model.next_seq(actor);
-        let expiration = self
-            .clock
-            .now()
-            .saturating_add(Duration::from_secs(7 * 86_400));
+        let expiration = content.expiration.unwrap_or_else(|| {
+            self.clock
+                .now()
+                .saturating_add(Duration::from_secs(7 * 86_400))
+        });
         match self.model.live(actor, key) {
             Some(entry) => {
                 assert!(replaced, "a live k{key} exists: must replace");
@@ -329,7 +402,11 @@ impl World {
                     );
                     format!("/me/notifications/{id}")
                 } else {
-                    format!("/me/notifications?appNotificationId=k{key}")
+                    format!(
+                        "/me/notifications?appNotificationId={}",
+                        url::form_urlencoded::byte_serialize(key_name(key).as_bytes())
+                            .collect::<String>()
+                    )
                 };
                 let (status, _) = self
                     .request(actor, reqwest::Method::DELETE, &path, None)
@@ -349,7 +426,11 @@ impl World {
                     .request(
                         actor,
                         reqwest::Method::DELETE,
-                        &format!("/me/notifications?groupName=g{group}"),
+                        &format!(
+                            "/me/notifications?groupName={}",
+                            url::form_urlencoded::byte_serialize(group_name(group).as_bytes())
+                                .collect::<String>()
+                        ),
                         None,
                     )
                     .await;
@@ -495,6 +576,11 @@ impl World {
     }
 
     fn check_pushes(&self) {
+        let refusals = self.server().sandbox.refusals();
+        assert!(
+            refusals.is_empty(),
+            "the providers refused pushes: {refusals:?}"
+        );
         let mut last_seq: BTreeMap<(String, String), u64> = BTreeMap::new();
         for push in self.server().sandbox.pushes() {
             let message: Value = serde_json::from_slice(&push.body).unwrap();

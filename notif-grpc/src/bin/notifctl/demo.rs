@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use notif_delivery::WebPushGateway;
+use notif_delivery::P256Key;
 use notif_delivery::sandbox::SandboxProviders;
 use notif_grpc::pb;
 use serde_json::{Value, json};
-use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike as _, ES256KeyPair};
 
 const STEPS: usize = 8;
 const WAIT: Duration = Duration::from_secs(30);
@@ -273,12 +272,10 @@ pub(crate) async fn run(server: &str) -> anyhow::Result<()> {
     let receiver = SandboxProviders::start()
         .await
         .context("starting the Web Push receiver")?;
-    let browser_key = WebPushGateway::generate_vapid_key();
-    let browser_public = ES256KeyPair::from_bytes(&browser_key)
-        .map_err(|error| anyhow::anyhow!("generating the browser key: {error}"))?
-        .public_key()
-        .public_key()
-        .to_bytes_uncompressed();
+    let P256Key {
+        private_key: browser_key,
+        public_key: browser_public,
+    } = P256Key::generate();
     let browser_auth: Vec<u8> = (0..16u8).collect();
     receiver.register_web_push_keys("demo-browser", browser_key, browser_auth.clone());
     let devices = [

@@ -1,8 +1,11 @@
-//! `WebPushGateway`: RFC 8030 push with RFC 8291 encryption and RFC 8292 VAPID, through
-//! web-push-native (no hand-rolled cryptography).
+//! `WebPushGateway`: RFC 8030 push with RFC 8291 encryption (`ece`) and RFC 8292 VAPID
+//! (`vapid`), both on aws-lc-rs.
+
+mod ece;
+mod vapid;
 
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use notif_core::delivery::DeliveryOutcome;
@@ -10,14 +13,15 @@ use notif_core::platform::Platform;
 use notif_core::ports::PushGateway;
 use notif_core::push::{KeyAlphabet, PushMessage, collapse_key};
 use notif_core::subscription::PushChannel;
-use web_push_native::jwt_simple::algorithms::{ECDSAP256PublicKeyLike as _, ES256KeyPair};
-use web_push_native::p256::PublicKey;
-use web_push_native::{Auth, WebPushBuilder};
 
 use crate::classify::{by_status, transport_failure};
 use crate::envelope::{envelope_json, render_fitting};
 use crate::error::Error;
 use crate::http::{HttpConfig, client};
+use vapid::Vapid;
+
+pub(crate) use ece::decrypt;
+pub use vapid::P256Key;
 
 /// The VAPID signature's lifetime; RFC 8292 allows at most 24 hours.
 const VAPID_VALIDITY: Duration = Duration::from_secs(12 * 60 * 60);
@@ -45,15 +49,15 @@ impl fmt::Debug for WebPushConfig {
 /// Sends browser pushes.
 pub struct WebPushGateway {
     client: reqwest::Client,
-    vapid: ES256KeyPair,
-    subject: String,
+    vapid: Vapid,
+    public_key: Vec<u8>,
 }
 
 impl fmt::Debug for WebPushGateway {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter
             .debug_struct("WebPushGateway")
-            .field("subject", &self.subject)
+            .field("public_key", &self.public_key)
             .finish_non_exhaustive()
     }
 }
@@ -64,30 +68,29 @@ impl WebPushGateway {
     /// # Errors
     /// [`Error::InvalidCredential`] for a key that is not a P-256 scalar; [`Error::Client`].
     pub fn new(config: WebPushConfig) -> Result<Self, Error> {
-        let vapid = ES256KeyPair::from_bytes(&config.vapid_private_key).map_err(|error| {
-            Error::InvalidCredential {
-                what: "VAPID",
-                reason: error.to_string(),
-            }
-        })?;
+        let invalid = |reason| Error::InvalidCredential {
+            what: "VAPID",
+            reason,
+        };
+        let key = P256Key::from_private_key(&config.vapid_private_key).map_err(invalid)?;
         Ok(Self {
             client: client(&config.http)?,
-            vapid,
-            subject: config.subject,
+            vapid: Vapid::new(&key, config.subject).map_err(invalid)?,
+            public_key: key.public_key,
         })
     }
 
     /// A new random VAPID private key (32 bytes), for configuration and development.
     pub fn generate_vapid_key() -> Vec<u8> {
-        ES256KeyPair::generate().to_bytes()
+        P256Key::generate().private_key
     }
 
     /// The VAPID public key (uncompressed point), which browsers pass as `applicationServerKey`.
-    pub fn vapid_public_key(&self) -> Vec<u8> {
-        self.vapid.public_key().public_key().to_bytes_uncompressed()
+    pub fn vapid_public_key(&self) -> &[u8] {
+        &self.public_key
     }
 
-    fn request(&self, push: &PushMessage) -> Result<reqwest::Request, String> {
+    fn request(&self, push: &PushMessage) -> Result<reqwest::RequestBuilder, String> {
         let PushChannel::WebPush {
             endpoint,
             p256dh,
@@ -96,37 +99,33 @@ impl WebPushGateway {
         else {
             return Err("not a Web Push subscription".into());
         };
-        let endpoint = endpoint
-            .as_str()
-            .parse::<http::Uri>()
-            .map_err(|error| format!("endpoint: {error}"))?;
-        let public_key =
-            PublicKey::from_sec1_bytes(p256dh).map_err(|error| format!("p256dh: {error}"))?;
-        if auth.len() != 16 {
-            return Err("auth must be 16 bytes".into());
-        }
-        let builder = WebPushBuilder::new(endpoint, public_key, Auth::clone_from_slice(auth))
-            .with_valid_duration(VAPID_VALIDITY)
-            .with_vapid(&self.vapid, &self.subject);
-        let body = render_fitting(Platform::WebPush, &push.envelope, |envelope| {
+        let endpoint =
+            url::Url::parse(endpoint.as_str()).map_err(|error| format!("endpoint: {error}"))?;
+        // Web Push is always a background push: its shoulder tap always fits.
+        let fitted = render_fitting(Platform::WebPush, push, |envelope, _| {
             serde_json::to_vec(&envelope_json(envelope)).unwrap_or_default()
         });
-        let mut request = builder
-            .build(body)
-            .map_err(|error| format!("encryption: {error}"))?;
-        let headers = request.headers_mut();
-        // The builder's TTL is the VAPID validity; the push's TTL is the time left until the
-        // notification expires.
-        headers.insert("ttl", http::HeaderValue::from(push.time_to_live.as_secs()));
-        headers.insert(
-            "urgency",
-            http::HeaderValue::from_static(push.urgency.web_push_urgency()),
-        );
+        let body = ece::encrypt(&fitted.body, p256dh, auth).map_err(|error| error.to_string())?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let authorization = self
+            .vapid
+            .authorization(&endpoint, now + VAPID_VALIDITY.as_secs())?;
+        let mut request = self
+            .client
+            .post(endpoint)
+            .header("authorization", authorization)
+            .header("content-encoding", "aes128gcm")
+            .header("content-type", "application/octet-stream")
+            // The time left until the notification expires: the push service drops it after.
+            .header("ttl", push.time_to_live.as_secs())
+            .header("urgency", push.urgency.web_push_urgency());
         let topic = collapse_key(&push.collapse, 32, KeyAlphabet::Base64Url);
-        if let Ok(topic) = http::HeaderValue::from_str(&topic) {
-            headers.insert("topic", topic);
+        if !topic.is_empty() {
+            request = request.header("topic", topic);
         }
-        reqwest::Request::try_from(request).map_err(|error| error.to_string())
+        Ok(request.body(body))
     }
 }
 
@@ -141,7 +140,7 @@ impl PushGateway for WebPushGateway {
             Ok(request) => request,
             Err(reason) => return DeliveryOutcome::Rejected { reason },
         };
-        let response = match self.client.execute(request).await {
+        let response = match request.send().await {
             Ok(response) => response,
             Err(error) => return transport_failure(&error),
         };
