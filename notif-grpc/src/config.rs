@@ -41,6 +41,8 @@ pub struct Config {
     pub dispatcher: DispatcherSettings,
     /// Most requests served at once per connection; more are refused as overloaded.
     pub max_concurrent_requests: usize,
+    /// The HTTP edge: connections, bodies, and the links answers carry.
+    pub http: HttpSettings,
     /// Seconds between expiry sweeps.
     pub expiry_sweep_seconds: u64,
     /// Development features — development sign-in, sandbox providers behind the `sandbox`
@@ -66,6 +68,7 @@ impl Default for Config {
             rate_limits: RateLimits::default(),
             dispatcher: DispatcherSettings::default(),
             max_concurrent_requests: 1024,
+            http: HttpSettings::default(),
             expiry_sweep_seconds: 60,
             development: None,
             allow_development_on_public_address: false,
@@ -211,8 +214,41 @@ pub struct ChannelConfig {
     pub wns_hosts: Vec<String>,
     /// Extra Web Push hosts beyond the browsers' push services.
     pub web_push_hosts: Vec<String>,
-    /// Accept loopback channel URLs (always on in development mode).
-    pub allow_loopback: bool,
+    /// Accept loopback channel URLs. Unset: on in development mode only.
+    pub allow_loopback: Option<bool>,
+}
+
+/// The HTTP edge.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Build links (`Location`, `@odata.nextLink`, `@odata.context`) from the `Forwarded`
+    /// or `X-Forwarded-Proto` / `X-Forwarded-Host` headers of a reverse proxy in front;
+    /// otherwise from `public_url`. Only set it behind a proxy that sets those headers.
+    pub trust_proxy: bool,
+    /// Largest request body, compressed or inflated; larger gets 413.
+    pub max_body_bytes: usize,
+    /// Connections open at once (also bounded by the open-files limit).
+    pub max_connections: usize,
+    /// Milliseconds a connection may stay without a request in progress before it is closed.
+    pub idle_timeout_ms: u64,
+    /// Milliseconds an HTTP/1.1 client has to send a request's headers.
+    pub header_read_timeout_ms: u64,
+    /// Seconds between HTTP/2 keep-alive pings; an unanswered ping closes the connection.
+    pub keep_alive_seconds: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            trust_proxy: false,
+            max_body_bytes: 2 * 1024 * 1024,
+            max_connections: 4096,
+            idle_timeout_ms: 60_000,
+            header_read_timeout_ms: 10_000,
+            keep_alive_seconds: 20,
+        }
+    }
 }
 
 /// Limits.

@@ -28,8 +28,10 @@ pub(crate) struct Context {
     pub(crate) limiter: RateLimiter,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) sandbox: Option<Arc<SandboxProviders>>,
-    /// The base URL clients reach the server at (for `Location` and `@odata` links).
-    pub(crate) public_url: String,
+    /// Where links in answers point (`Location`, `@odata` links).
+    pub(crate) links: crate::http::Links,
+    /// Largest HTTP request body, compressed or inflated.
+    pub(crate) max_body_bytes: usize,
     /// Feeds that changed, for `WatchChanges`.
     pub(crate) changes: broadcast::Sender<FeedKey>,
     /// Wakes the dispatcher after jobs were written.
@@ -42,7 +44,7 @@ impl fmt::Debug for Context {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter
             .debug_struct("Context")
-            .field("public_url", &self.public_url)
+            .field("links", &self.links)
             .finish_non_exhaustive()
     }
 }
@@ -71,13 +73,11 @@ impl Context {
         subscription_id: Option<String>,
     ) -> Result<Authenticated, ApiError> {
         let header = authorization
-            .ok_or_else(|| ApiError::Unauthenticated("a Bearer token is required".into()))?;
+            .ok_or_else(|| ApiError::MissingToken("a Bearer token is required".into()))?;
         let token = header
             .strip_prefix("Bearer ")
             .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                ApiError::Unauthenticated("authorization must be a Bearer token".into())
-            })?;
+            .ok_or_else(|| ApiError::MissingToken("authorization must be a Bearer token".into()))?;
         let principal = self.verifier.verify(token).await?;
         let subscription_id = subscription_id.filter(|id| !id.trim().is_empty());
         // An unknown client is refused by the authorization rule; it has no bucket to spend.

@@ -16,9 +16,18 @@ pub enum ApiError {
     /// A use case refused or failed.
     #[error(transparent)]
     Domain(#[from] Error),
-    /// No valid bearer token.
+    /// No bearer token was presented.
     #[error("unauthenticated: {0}")]
-    Unauthenticated(String),
+    MissingToken(String),
+    /// A bearer token was presented and refused.
+    #[error("unauthenticated: {0}")]
+    InvalidToken(String),
+    /// The request body, compressed or inflated, exceeds the limit (HTTP only).
+    #[error("the request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The caller's app or user exceeded its rate limit.
     #[error("rate limit exceeded; retry after {} s", retry_after.as_secs())]
     RateLimited {
@@ -35,7 +44,7 @@ impl From<TokenError> for ApiError {
         match error {
             // The issuer being down is not the caller's fault: it may retry.
             TokenError::Unavailable(reason) => ApiError::Domain(Error::Unavailable(reason)),
-            other => ApiError::Unauthenticated(other.to_string()),
+            other => ApiError::InvalidToken(other.to_string()),
         }
     }
 }
@@ -56,12 +65,12 @@ impl ApiError {
             }
             ApiError::Domain(Error::PermissionDenied(_)) => Code::PermissionDenied,
             ApiError::Domain(Error::NotFound) => Code::NotFound,
-            ApiError::Domain(Error::LimitExceeded { .. }) | ApiError::RateLimited { .. } => {
-                Code::ResourceExhausted
-            }
+            ApiError::Domain(Error::LimitExceeded { .. })
+            | ApiError::RateLimited { .. }
+            | ApiError::PayloadTooLarge { .. } => Code::ResourceExhausted,
             ApiError::Domain(Error::Unavailable(_)) => Code::Unavailable,
             ApiError::Domain(Error::Internal(_)) => Code::Internal,
-            ApiError::Unauthenticated(_) => Code::Unauthenticated,
+            ApiError::MissingToken(_) | ApiError::InvalidToken(_) => Code::Unauthenticated,
         }
     }
 
@@ -106,7 +115,12 @@ impl From<ApiError> for tonic::Status {
                 tonic::Status::unavailable("temporarily unavailable; retry")
             }
             ApiError::Domain(Error::Internal(detail)) => tonic::Status::internal(internal(&detail)),
-            ApiError::Unauthenticated(reason) => tonic::Status::unauthenticated(reason),
+            ApiError::MissingToken(reason) | ApiError::InvalidToken(reason) => {
+                tonic::Status::unauthenticated(reason)
+            }
+            ApiError::PayloadTooLarge { limit } => tonic::Status::resource_exhausted(format!(
+                "the request body is larger than {limit} bytes"
+            )),
             ApiError::RateLimited { retry_after } => {
                 let details = ErrorDetails::with_retry_info(Some(retry_after));
                 tonic::Status::with_error_details(
@@ -122,10 +136,40 @@ impl From<ApiError> for tonic::Status {
     }
 }
 
-/// A Graph-style error body: `{"error": {"code", "message"}}`.
+/// A Graph-style error body: `{"error": {"code", "message", "innerError": {"request-id",
+/// "date"}}}` — Graph clients read the request id from it.
 pub(crate) fn graph_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({"error": {"code": code, "message": message}});
+    let body = serde_json::json!({"error": {
+        "code": code,
+        "message": message,
+        "innerError": {
+            "request-id": crate::http::request_id(),
+            "date": notif_core::ports::Clock::now(&notif_delivery::SystemClock).to_rfc3339(),
+        },
+    }});
     (status, axum::Json(body)).into_response()
+}
+
+/// RFC 6750 §3: the challenge of a 401; `error="invalid_token"` when a token was presented.
+fn bearer_challenge(invalid: Option<&str>) -> HeaderValue {
+    let challenge = match invalid {
+        None => "Bearer".to_owned(),
+        Some(reason) => {
+            // A quoted-string of printable ASCII, without quotes or backslashes.
+            let description: String = reason
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                        c
+                    } else {
+                        ' '
+                    }
+                })
+                .collect();
+            format!("Bearer error=\"invalid_token\", error_description=\"{description}\"")
+        }
+    };
+    HeaderValue::from_str(&challenge).unwrap_or(HeaderValue::from_static("Bearer"))
 }
 
 impl IntoResponse for ApiError {
@@ -160,10 +204,32 @@ impl IntoResponse for ApiError {
                 "generalException",
                 internal(&detail),
             ),
-            ApiError::Unauthenticated(reason) => graph_error(
-                StatusCode::UNAUTHORIZED,
-                "InvalidAuthenticationToken",
-                &reason,
+            ApiError::MissingToken(reason) => {
+                let mut response = graph_error(
+                    StatusCode::UNAUTHORIZED,
+                    "InvalidAuthenticationToken",
+                    &reason,
+                );
+                response
+                    .headers_mut()
+                    .insert("www-authenticate", bearer_challenge(None));
+                response
+            }
+            ApiError::InvalidToken(reason) => {
+                let mut response = graph_error(
+                    StatusCode::UNAUTHORIZED,
+                    "InvalidAuthenticationToken",
+                    &reason,
+                );
+                response
+                    .headers_mut()
+                    .insert("www-authenticate", bearer_challenge(Some(&reason)));
+                response
+            }
+            ApiError::PayloadTooLarge { limit } => graph_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "requestEntityTooLarge",
+                &format!("the request body is larger than {limit} bytes"),
             ),
             ApiError::RateLimited { retry_after } => {
                 let mut response = graph_error(

@@ -9,7 +9,9 @@
 //! - `server` — [`Server`], [`serve`]: start-up, serving, graceful shutdown.
 //! - `config` — [`Config`]: TOML configuration and the development defaults.
 //! - `grpc` — the `Notifications` and `Subscriptions` services.
-//! - `http` — the Graph API, identity endpoints, health, metrics and the sandbox listing.
+//! - `http` — the edge (gRPC or HTTP), the Graph API, identity endpoints, health, metrics
+//!   and the sandbox listing.
+//! - `listener` — connections: the cap, idle and header timeouts, graceful draining.
 //! - `convert` — protobuf ↔ domain.
 //! - `error` — `ApiError` and its gRPC and HTTP mappings.
 //! - `context` — what handlers share.
@@ -22,6 +24,7 @@ mod convert;
 mod error;
 mod grpc;
 mod http;
+mod listener;
 mod metrics;
 mod rate_limit;
 mod server;

@@ -34,6 +34,7 @@ use tokio::sync::{broadcast, watch};
 use crate::config::{Config, CredentialConfig};
 use crate::context::Context;
 use crate::grpc::{NotificationsService, SubscriptionsService};
+use crate::listener::ConnectionLimits;
 use crate::metrics::Metrics;
 use crate::pb;
 use crate::rate_limit::RateLimiter;
@@ -81,7 +82,7 @@ pub struct Server {
     shutting_down: watch::Sender<bool>,
     clock: Arc<dyn Clock>,
     sweep_every: Duration,
-    max_concurrent_requests: usize,
+    connection_limits: ConnectionLimits,
 }
 
 impl std::fmt::Debug for Server {
@@ -259,7 +260,8 @@ fn channel_policy(config: &Config, development: bool) -> ChannelPolicy {
     policy
         .web_push_hosts
         .extend(config.channels.web_push_hosts.iter().map(HostPattern::new));
-    policy.allow_loopback = development || config.channels.allow_loopback;
+    // Development mode turns loopback channels on by default; the configuration decides.
+    policy.allow_loopback = config.channels.allow_loopback.unwrap_or(development);
     policy
 }
 
@@ -434,7 +436,8 @@ impl Server {
             limiter: RateLimiter::new(config.rate_limits),
             metrics,
             sandbox: sandbox.clone(),
-            public_url,
+            links: crate::http::Links::new(public_url, config.http.trust_proxy),
+            max_body_bytes: config.http.max_body_bytes,
             changes: broadcast::channel(1024).0,
             dispatcher_wake: dispatcher.waker(),
             shutting_down: shutting_down_receiver,
@@ -448,7 +451,16 @@ impl Server {
             shutting_down,
             clock,
             sweep_every: Duration::from_secs(config.expiry_sweep_seconds.max(1)),
-            max_concurrent_requests: config.max_concurrent_requests.max(1),
+            connection_limits: ConnectionLimits {
+                max_connections: max_connections(config.http.max_connections),
+                idle_timeout: Duration::from_millis(config.http.idle_timeout_ms.max(1)),
+                header_read_timeout: Duration::from_millis(
+                    config.http.header_read_timeout_ms.max(1),
+                ),
+                keep_alive: Duration::from_secs(config.http.keep_alive_seconds.max(1)),
+                max_concurrent_streams: u32::try_from(config.max_concurrent_requests.max(1))
+                    .unwrap_or(u32::MAX),
+            },
         })
     }
 
@@ -480,7 +492,7 @@ impl Server {
             shutting_down,
             clock,
             sweep_every,
-            max_concurrent_requests,
+            connection_limits,
         } = self;
         let (stop_background, _) = watch::channel(false);
         let dispatcher_stop = stop_background.subscribe();
@@ -502,14 +514,24 @@ impl Server {
         health_reporter
             .set_serving::<pb::subscriptions_server::SubscriptionsServer<SubscriptionsService>>()
             .await;
-        let reflection = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()
-            .context("building the reflection service")?;
+        let reflection = || {
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        };
         let grpc = tonic::service::Routes::builder()
             .add_service(health_service)
-            .add_service(reflection)
+            // v1 for current clients; v1alpha for grpcio-reflection, Evans and older Postman.
+            .add_service(
+                reflection()
+                    .build_v1()
+                    .context("building the reflection service")?,
+            )
+            .add_service(
+                reflection()
+                    .build_v1alpha()
+                    .context("building the v1alpha reflection service")?,
+            )
             .add_service(pb::notifications_server::NotificationsServer::new(
                 NotificationsService {
                     context: Arc::clone(&context),
@@ -522,25 +544,18 @@ impl Server {
             ))
             .clone()
             .routes();
-        let router = grpc
-            .into_axum_router()
-            .merge(crate::http::router(Arc::clone(&context)));
+        let router = crate::http::edge(
+            grpc.into_axum_router(),
+            crate::http::router(Arc::clone(&context)),
+        );
         let context_for_shutdown = Arc::clone(&context);
-        let served = tonic::transport::Server::builder()
-            .accept_http1(true)
-            .concurrency_limit_per_connection(max_concurrent_requests)
-            .add_routes(tonic::service::Routes::from(router))
-            // Without TCP_NODELAY, small responses wait on delayed ACKs (~40 ms per call).
-            .serve_with_incoming_shutdown(
-                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-                async move {
-                    shutdown.await;
-                    tracing::info!("shutting down: no new requests");
-                    let _ = shutting_down.send(true);
-                    drop(context_for_shutdown);
-                },
-            )
-            .await;
+        crate::listener::serve(listener, router, connection_limits, async move {
+            shutdown.await;
+            tracing::info!("shutting down: no new requests");
+            let _ = shutting_down.send(true);
+            drop(context_for_shutdown);
+        })
+        .await;
         let _ = stop_background.send(true);
         let _ = dispatching.await;
         let _ = sweeping.await;
@@ -551,10 +566,19 @@ impl Server {
             Ok(store) => store.close().await.context("closing the store")?,
             Err(store) => store.flush().await.context("flushing the store")?,
         }
-        served.context("serving")?;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The configured connection cap, within the open-files limit (raised first) less the
+/// descriptors the store, the providers and the listener need.
+fn max_connections(configured: usize) -> usize {
+    const RESERVED: u64 = 128;
+    let limit = crate::listener::raise_open_files_limit().map_or(usize::MAX, |limit| {
+        usize::try_from(limit.saturating_sub(RESERVED)).unwrap_or(usize::MAX)
+    });
+    configured.min(limit).max(1)
 }
 
 /// Removes expired notifications and subscriptions periodically.

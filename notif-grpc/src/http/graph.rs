@@ -17,6 +17,7 @@ use notif_core::notification::{ChangeSeq, ReadState, Status, UserActionState};
 use notif_core::ports::ListQuery;
 use serde_json::json;
 
+use super::edge::ApiVersion;
 use super::json;
 use crate::context::{Authenticated, Context};
 use crate::convert;
@@ -69,21 +70,40 @@ async fn observed(
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-fn base(context: &Context) -> String {
-    format!("{}/v1.0", context.public_url)
+/// The base of the links in an answer: the origin and the API version of the request.
+fn base(context: &Context, headers: &HeaderMap, version: ApiVersion) -> String {
+    context.links.base(headers, version)
 }
 
-async fn create(State(context): Shared, headers: HeaderMap, body: Bytes) -> Response {
+async fn body_json(
+    context: &Context,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<serde_json::Value, ApiError> {
+    json::parse_body(headers, body, context.max_body_bytes).await
+}
+
+/// A query value in a link, percent-encoded.
+fn encoded(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+async fn create(
+    State(context): Shared,
+    version: ApiVersion,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     observed(&context, "POST /me/notifications", async {
         let caller = authenticate(&context, &headers).await?;
-        let draft = json::notification_draft(&json::parse_body(&headers, &body)?)?;
+        let draft = json::notification_draft(&body_json(&context, &headers, body).await?)?;
         let created = context.service.create(caller.caller(), draft).await?;
         context.metrics.created(created.replaced);
         context.wrote(&created.notification.feed);
-        let entity = json::notification(&base(&context), &created.notification);
+        let entity = json::notification(&base(&context, &headers, version), &created.notification);
         let location = format!(
             "{}/me/notifications/{}",
-            base(&context),
+            base(&context, &headers, version),
             created.notification.id
         );
         let status = if created.replaced {
@@ -111,7 +131,12 @@ fn parse_param<T>(
         .transpose()
 }
 
-async fn list(State(context): Shared, headers: HeaderMap, Query(params): Params) -> Response {
+async fn list(
+    State(context): Shared,
+    version: ApiVersion,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
     observed(&context, "GET /me/notifications", async {
         let caller = authenticate(&context, &headers).await?;
         let page_size = match params.get("$top") {
@@ -136,7 +161,7 @@ async fn list(State(context): Shared, headers: HeaderMap, Query(params): Params)
                 .transpose()?,
         };
         let page = context.service.list(caller.caller(), &query).await?;
-        let base = base(&context);
+        let base = base(&context, &headers, version);
         let mut body = json!({
             "@odata.context": format!("{base}/$metadata#users('me')/notifications"),
             "value": page.notifications.iter().map(|n| json::notification(&base, n)).collect::<Vec<_>>(),
@@ -146,7 +171,7 @@ async fn list(State(context): Shared, headers: HeaderMap, Query(params): Params)
             let mut link = format!("{base}/me/notifications?$top={page_size}&$skiptoken={token}");
             for key in ["readState", "userActionState", "status", "groupName"] {
                 if let Some(value) = params.get(key) {
-                    link.push_str(&format!("&{key}={value}"));
+                    link.push_str(&format!("&{key}={}", encoded(value)));
                 }
             }
             body["@odata.nextLink"] = json!(link);
@@ -156,18 +181,28 @@ async fn list(State(context): Shared, headers: HeaderMap, Query(params): Params)
     .await
 }
 
-async fn get_one(State(context): Shared, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn get_one(
+    State(context): Shared,
+    version: ApiVersion,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
     observed(&context, "GET /me/notifications/{id}", async {
         let caller = authenticate(&context, &headers).await?;
         let id = convert::notification_id("id", &id)?;
         let notification = context.service.get(caller.caller(), id).await?;
-        Ok(Json(json::notification(&base(&context), &notification)).into_response())
+        Ok(Json(json::notification(
+            &base(&context, &headers, version),
+            &notification,
+        ))
+        .into_response())
     })
     .await
 }
 
 async fn update(
     State(context): Shared,
+    version: ApiVersion,
     headers: HeaderMap,
     Path(id): Path<String>,
     body: Bytes,
@@ -175,7 +210,7 @@ async fn update(
     observed(&context, "PATCH /me/notifications/{id}", async {
         let caller = authenticate(&context, &headers).await?;
         let id = convert::notification_id("id", &id)?;
-        let (read, action) = json::state_fields(&json::parse_body(&headers, &body)?)?;
+        let (read, action) = json::state_fields(&body_json(&context, &headers, body).await?)?;
         let read = read
             .map(|text| {
                 ReadState::parse(&text)
@@ -197,7 +232,11 @@ async fn update(
             .first()
             .ok_or(ApiError::Domain(notif_core::Error::NotFound))?;
         context.wrote(&notification.feed);
-        Ok(Json(json::notification(&base(&context), notification)).into_response())
+        Ok(Json(json::notification(
+            &base(&context, &headers, version),
+            notification,
+        ))
+        .into_response())
     })
     .await
 }
@@ -252,7 +291,12 @@ async fn delete_by_query(
     .await
 }
 
-async fn changes(State(context): Shared, headers: HeaderMap, Query(params): Params) -> Response {
+async fn changes(
+    State(context): Shared,
+    version: ApiVersion,
+    headers: HeaderMap,
+    Query(params): Params,
+) -> Response {
     observed(&context, "GET /me/notifications/changes", async {
         let caller = authenticate(&context, &headers).await?;
         let number = |key: &str, default: u64| -> Result<u64, ApiError> {
@@ -267,7 +311,7 @@ async fn changes(State(context): Shared, headers: HeaderMap, Query(params): Para
             .service
             .changes_since(caller.caller(), cursor, limit)
             .await?;
-        let base = base(&context);
+        let base = base(&context, &headers, version);
         Ok(Json(json!({
             "value": page.changes.iter().map(|n| json::notification(&base, n)).collect::<Vec<_>>(),
             "cursor": page.cursor.value(),
@@ -302,7 +346,7 @@ async fn delivery_status(
 async fn subscribe(State(context): Shared, headers: HeaderMap, body: Bytes) -> Response {
     observed(&context, "POST /me/notifications/subscriptions", async {
         let caller = authenticate(&context, &headers).await?;
-        let draft = json::channel_draft(&json::parse_body(&headers, &body)?)?;
+        let draft = json::channel_draft(&body_json(&context, &headers, body).await?)?;
         let outcome = context.service.subscribe(caller.caller(), draft).await?;
         let status = if outcome.renewed {
             StatusCode::OK

@@ -1,8 +1,9 @@
 //! Graph JSON: request bodies into domain drafts (every type mismatch named by field), and
 //! domain values into Graph entities.
 
-use std::io::Read as _;
+use std::io::Read;
 
+use axum::body::Bytes;
 use axum::http::HeaderMap;
 use notif_core::delivery::{DeliveryRecord, DeliveryState};
 use notif_core::notification::{Notification, NotificationDraft, Scalar, VisualContentDraft};
@@ -11,33 +12,56 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 
-/// The body, decompressed per `Content-Encoding` (gzip, deflate or none), parsed as JSON.
-pub(crate) fn parse_body(headers: &HeaderMap, body: &[u8]) -> Result<Value, ApiError> {
+/// The body, inflated per `Content-Encoding` (gzip, deflate or none) to at most `limit`
+/// bytes, parsed as JSON.
+///
+/// Inflating runs on the blocking pool and stops at the limit, so a small body that inflates
+/// to gigabytes costs one bounded buffer and a `413`.
+pub(crate) async fn parse_body(
+    headers: &HeaderMap,
+    body: Bytes,
+    limit: usize,
+) -> Result<Value, ApiError> {
     let encoding = headers
         .get("content-encoding")
         .and_then(|value| value.to_str().ok())
         .unwrap_or("identity")
         .trim()
         .to_ascii_lowercase();
-    let mut decoded = Vec::new();
-    let inflated = match encoding.as_str() {
-        "identity" | "" => None,
-        "gzip" | "x-gzip" => Some(flate2::read::GzDecoder::new(body).read_to_end(&mut decoded)),
-        "deflate" => Some(flate2::read::ZlibDecoder::new(body).read_to_end(&mut decoded)),
+    let bytes = match encoding.as_str() {
+        "identity" | "" => body,
+        "gzip" | "x-gzip" | "deflate" => {
+            tokio::task::spawn_blocking(move || inflate(&encoding, &body, limit))
+                .await
+                .map_err(|error| {
+                    ApiError::Domain(notif_core::Error::Internal(format!(
+                        "inflating a body: {error}"
+                    )))
+                })??
+        }
         other => return Err(ApiError::UnsupportedEncoding(other.to_owned())),
     };
-    let bytes = match inflated {
-        None => body,
-        Some(Ok(_)) => decoded.as_slice(),
-        Some(Err(_)) => {
-            return Err(ApiError::invalid(
-                "(body)",
-                format!("not valid {encoding} data"),
-            ));
-        }
-    };
-    serde_json::from_slice(bytes)
+    serde_json::from_slice(&bytes)
         .map_err(|error| ApiError::invalid("(body)", format!("not valid JSON: {error}")))
+}
+
+fn inflate(encoding: &str, body: &[u8], limit: usize) -> Result<Bytes, ApiError> {
+    let reader: Box<dyn Read + '_> = if encoding == "deflate" {
+        Box::new(flate2::read::ZlibDecoder::new(body))
+    } else {
+        Box::new(flate2::read::GzDecoder::new(body))
+    };
+    let mut inflated = Vec::new();
+    // One byte past the limit tells "exactly at the limit" from "over it".
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    reader
+        .take(cap)
+        .read_to_end(&mut inflated)
+        .map_err(|_| ApiError::invalid("(body)", format!("not valid {encoding} data")))?;
+    if inflated.len() > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    Ok(Bytes::from(inflated))
 }
 
 fn object<'a>(value: &'a Value, field: &str) -> Result<&'a Map<String, Value>, ApiError> {

@@ -1,24 +1,33 @@
 //! The HTTP surface on the gRPC listener: the Graph-compatible API, the embedded identity
-//! provider's endpoints, and operations (health, readiness, metrics, the development sandbox).
+//! provider's endpoints, and operations (health, readiness, metrics, the development sandbox),
+//! behind the edge that tells gRPC from HTTP.
 
+mod edge;
 mod graph;
 mod identity;
 mod json;
+mod links;
 mod ops;
 
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 
 use crate::context::Context;
 
+pub(crate) use edge::{edge, request_id};
+pub(crate) use links::Links;
+
 /// Every HTTP route.
 pub(crate) fn router(context: Arc<Context>) -> Router {
+    let body_limit = DefaultBodyLimit::max(context.max_body_bytes);
     Router::new()
         .merge(graph::routes())
         .nest("/beta", graph::routes())
         .nest("/v1.0", graph::routes())
         .merge(identity::routes())
         .merge(ops::routes())
+        .layer(body_limit)
         .with_state(context)
 }

@@ -84,7 +84,8 @@ async fn the_seed_request_is_created_and_pushed_per_target_policy() {
     let id = body["id"].as_str().unwrap().to_owned();
     assert_eq!(
         location,
-        format!("{}/v1.0/me/notifications/{id}", server.base_url)
+        format!("{}/beta/me/notifications/{id}", server.base_url),
+        "the Location keeps the version the request used"
     );
     assert!(
         body["@odata.context"]

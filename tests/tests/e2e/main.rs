@@ -8,6 +8,7 @@ mod authz;
 mod bad_input;
 mod chaos;
 mod crash;
+mod edge;
 mod graph;
 mod grpc;
 mod security;
