@@ -106,6 +106,9 @@ pub struct FeedWrite {
     /// The new version of every notification written, each with its change kind and its own
     /// change number, in order.
     pub changes: Vec<(Notification, ChangeKind)>,
+    /// The addressed notifications the write leaves as they are (a state update to the state
+    /// they already have): no new version, no change number, no push.
+    pub unchanged: Vec<Notification>,
     /// The pushes to deliver; each supersedes a pending job for the same pair.
     pub jobs: Vec<DeliveryJob>,
     /// The feed's last change number after the write.
@@ -154,6 +157,7 @@ pub fn apply(op: FeedOp, state: FeedState<'_>) -> Result<FeedWrite, FeedError> {
 
     let mut last_seq = last_seq;
     let mut changes = Vec::new();
+    let mut unchanged = Vec::new();
     let mut next_version = |mut notification: Notification, kind: ChangeKind| {
         last_seq = last_seq.next();
         notification.change_seq = last_seq;
@@ -182,6 +186,13 @@ pub fn apply(op: FeedOp, state: FeedState<'_>) -> Result<FeedWrite, FeedError> {
                 updated.user_action_state = change
                     .user_action_state
                     .unwrap_or(updated.user_action_state);
+                let changes_nothing = updated.read_state == existing.read_state
+                    && updated.user_action_state == existing.user_action_state;
+                if changes_nothing {
+                    // Devices repeat state they already sent: it is no change to sync.
+                    unchanged.push(updated);
+                    continue;
+                }
                 updated.last_modified_at = Some(now);
                 next_version(updated, ChangeKind::State);
             }
@@ -204,6 +215,7 @@ pub fn apply(op: FeedOp, state: FeedState<'_>) -> Result<FeedWrite, FeedError> {
         .collect();
     Ok(FeedWrite {
         changes,
+        unchanged,
         jobs,
         last_seq,
     })

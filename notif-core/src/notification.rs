@@ -519,7 +519,7 @@ fn validate_payload(
     if !valid {
         return None;
     }
-    violations.check("payload", Payload::new(visual, raw_content))
+    violations.merge(Payload::new(visual, raw_content))
 }
 
 /// A title may hold line breaks (toasts wrap), but no other control characters.

@@ -331,4 +331,48 @@ proptest! {
             }
         }
     }
+
+    #[test]
+    fn a_state_update_to_the_current_state_changes_nothing(
+        draft in valid_draft(),
+        read in any::<bool>(),
+        dismissed in any::<bool>(),
+        ask_read in proptest::option::of(any::<bool>()),
+        ask_dismissed in proptest::option::of(any::<bool>()),
+    ) {
+        use crate::feed::{self, FeedOp, FeedState, StateChange, Target};
+        use crate::notification::{ChangeSeq, ReadState, UserActionState};
+        prop_assume!(ask_read.is_some() || ask_dismissed.is_some());
+        let read_state = |read: bool| if read { ReadState::Read } else { ReadState::Unread };
+        let action = |dismissed: bool| {
+            if dismissed { UserActionState::Dismissed } else { UserActionState::NoInteraction }
+        };
+        let mut notification = validate(draft).unwrap();
+        notification.read_state = read_state(read);
+        notification.user_action_state = action(dismissed);
+        notification.change_seq = ChangeSeq::new(4);
+        let subscriptions = [subscription(1, "demo", "alice", Platform::Android, false)];
+        let change = StateChange::new(ask_read.map(read_state), ask_dismissed.map(action)).unwrap();
+        let write = feed::apply(
+            FeedOp::UpdateState { target: Target::Id(notification.id), change },
+            FeedState {
+                current: std::slice::from_ref(&notification),
+                last_seq: ChangeSeq::new(4),
+                subscriptions: &subscriptions,
+                now: NOW,
+            },
+        )
+        .unwrap();
+        let no_op = ask_read.is_none_or(|ask| ask == read)
+            && ask_dismissed.is_none_or(|ask| ask == dismissed);
+        if no_op {
+            prop_assert!(write.changes.is_empty() && write.jobs.is_empty());
+            prop_assert_eq!(write.last_seq, ChangeSeq::new(4));
+            prop_assert_eq!(write.unchanged, vec![notification]);
+        } else {
+            prop_assert_eq!(write.changes.len(), 1);
+            prop_assert_eq!(write.last_seq, ChangeSeq::new(5));
+            prop_assert!(write.unchanged.is_empty());
+        }
+    }
 }

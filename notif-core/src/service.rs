@@ -182,7 +182,8 @@ impl NotifService {
     }
 
     /// Changes the read and/or user-action state of the targeted notification(s); the change
-    /// is synced to the user's other endpoints (not Web Push).
+    /// is synced to the user's other endpoints (not Web Push). A notification already in the
+    /// requested state is returned as it is: nothing is written, synced or pushed for it.
     ///
     /// # Errors
     /// [`Error::NotFound`] when nothing live is targeted.
@@ -212,11 +213,14 @@ impl NotifService {
         let (feed, _) = self.authorize(caller, Action::UseFeed).await?;
         let now = self.ports.clock.now();
         let write = self.ports.notifications.write(&feed, op, now).await?;
-        Ok(write
+        let mut addressed: Vec<Notification> = write
             .changes
             .into_iter()
             .map(|(notification, _)| notification)
-            .collect())
+            .chain(write.unchanged)
+            .collect();
+        addressed.sort_by_key(|notification| notification.id);
+        Ok(addressed)
     }
 
     /// The changes of the caller's feed after `cursor`.

@@ -77,6 +77,18 @@ impl Violations {
         }
     }
 
+    /// Keeps the value of `result`, or records its violations as they are (they name their
+    /// fields already).
+    pub(crate) fn merge<T>(&mut self, result: Result<T, ValidationErrors>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(errors) => {
+                self.0.extend(errors.0);
+                None
+            }
+        }
+    }
+
     /// Records a violation.
     pub(crate) fn push(&mut self, field: &str, reason: impl Into<String>) {
         self.0.push(FieldViolation::new(field, reason));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use notif_auth::IdentityProvider;
-use notif_core::app::Principal;
+use notif_core::app::{Action, Principal};
 use notif_core::notification::FeedKey;
 use notif_core::ports::{AppRegistry, TokenVerifier};
 use notif_core::service::{Caller, NotifService};
@@ -80,22 +80,35 @@ impl Context {
             .ok_or_else(|| ApiError::MissingToken("authorization must be a Bearer token".into()))?;
         let principal = self.verifier.verify(token).await?;
         let subscription_id = subscription_id.filter(|id| !id.trim().is_empty());
-        // An unknown client is refused by the authorization rule; it has no bucket to spend.
-        if let Some(app) = self.apps.app_for_client(&principal.client_id) {
-            let user = principal
-                .user
-                .as_ref()
-                .map(|user| user.as_str().to_owned())
-                .or_else(|| subscription_id.clone())
-                .unwrap_or_default();
-            self.limiter
-                .admit(app.id.as_str(), &user)
-                .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
-        }
-        Ok(Authenticated {
+        let authenticated = Authenticated {
             principal,
             subscription_id,
-        })
+        };
+        // An unknown client is refused by the authorization rule; it has no bucket to spend.
+        if let Some(app) = self.apps.app_for_client(&authenticated.principal.client_id) {
+            let user = self.resolved_user(&authenticated).await;
+            self.limiter
+                .admit(app.id.as_str(), user.as_deref())
+                .map_err(|retry_after| ApiError::RateLimited { retry_after })?;
+        }
+        Ok(authenticated)
+    }
+
+    /// The user the caller acts for, for its rate limit: the token's user, or the user of the
+    /// subscription an app-only caller names (however the id is spelled). `None` when it
+    /// names none that resolves: the request then fails in its use case, having spent only
+    /// its app's tokens.
+    async fn resolved_user(&self, caller: &Authenticated) -> Option<String> {
+        if let Some(user) = &caller.principal.user {
+            return Some(user.as_str().to_owned());
+        }
+        caller.subscription_id.as_ref()?;
+        let (feed, _) = self
+            .service
+            .authorize(caller.caller(), Action::UseFeed)
+            .await
+            .ok()?;
+        Some(feed.user.as_str().to_owned())
     }
 
     /// Announces a write to `feed`: watchers re-read it, the dispatcher looks for new jobs.

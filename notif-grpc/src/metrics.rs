@@ -12,11 +12,13 @@ use notif_delivery::{AttemptOutcome, DispatchStats};
 
 /// The store's figures at scrape time.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct StoreFigures {
+pub(crate) struct Figures {
     /// Delivery jobs queued, if they could be counted.
     pub(crate) pending_jobs: Option<u64>,
     /// Writes so far and their total latency.
     pub(crate) writes: (u64, Duration),
+    /// Rate-limit buckets held.
+    pub(crate) rate_limit_buckets: usize,
 }
 
 /// The server's counters.
@@ -67,7 +69,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition.
-    pub(crate) fn render(&self, store: &StoreFigures) -> String {
+    pub(crate) fn render(&self, store: &Figures) -> String {
         let mut text = String::new();
         if let Some(pending) = store.pending_jobs {
             let _ = write!(
@@ -82,6 +84,11 @@ impl Metrics {
              # TYPE notif_store_write_seconds summary\n\
              notif_store_write_seconds_sum {}\nnotif_store_write_seconds_count {writes}\n",
             spent.as_secs_f64()
+        );
+        let _ = write!(
+            text,
+            "# HELP notif_rate_limit_buckets Rate-limit buckets held (bounded).\n# TYPE notif_rate_limit_buckets gauge\nnotif_rate_limit_buckets {}\n",
+            store.rate_limit_buckets
         );
         text.push_str("# HELP notif_requests_total Requests by method and result code.\n");
         text.push_str("# TYPE notif_requests_total counter\n");

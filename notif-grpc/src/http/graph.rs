@@ -191,6 +191,11 @@ async fn get_one(
         let caller = authenticate(&context, &headers).await?;
         let id = convert::notification_id("id", &id)?;
         let notification = context.service.get(caller.caller(), id).await?;
+        // Graph clients take a deleted notification to be gone; its tombstone stays visible
+        // in the change log and in `?status=deleted` listings.
+        if notification.status == Status::Deleted {
+            return Err(ApiError::Domain(notif_core::Error::NotFound));
+        }
         Ok(Json(json::notification(
             &base(&context, &headers, version),
             &notification,

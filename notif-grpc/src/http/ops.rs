@@ -31,9 +31,10 @@ async fn ready(State(context): State<Arc<Context>>) -> Response {
 }
 
 async fn metrics(State(context): State<Arc<Context>>) -> Response {
-    let store = crate::metrics::StoreFigures {
+    let store = crate::metrics::Figures {
         pending_jobs: context.store.pending_jobs().await.ok(),
         writes: context.store.write_latency(),
+        rate_limit_buckets: context.limiter.buckets(),
     };
     (
         [("content-type", "text/plain; version=0.0.4")],

@@ -247,10 +247,26 @@ async fn replacing_reading_and_deleting_sync_to_devices() {
         .get_json("/me/notifications", &alice.device_token)
         .await;
     assert_eq!(listing["value"], json!([]));
-    let tombstone: Value = server
-        .get_json(&format!("/me/notifications/{id}"), &alice.device_token)
+    // Gone for Graph clients; the tombstone stays in the change log and deleted listings.
+    let (status, gone) = server
+        .call(
+            reqwest::Method::GET,
+            &format!("/me/notifications/{id}"),
+            &alice.device_token,
+            None,
+        )
         .await;
-    assert_eq!(tombstone["status"], "deleted");
+    assert_eq!(status, 404, "{gone}");
+    assert_eq!(gone["error"]["code"], "itemNotFound");
+    let deleted_listing: Value = server
+        .get_json("/me/notifications?status=deleted", &alice.device_token)
+        .await;
+    assert_eq!(deleted_listing["value"][0]["id"], id.as_str());
+    assert_eq!(deleted_listing["value"][0]["status"], "deleted");
+    let changes: Value = server
+        .get_json("/me/notifications/changes?cursor=3", &alice.device_token)
+        .await;
+    assert_eq!(changes["value"][0]["status"], "deleted");
     server.stop().await;
 }
 
@@ -388,5 +404,94 @@ async fn expired_notifications_leave_the_feed() {
         assert!(std::time::Instant::now() < deadline, "never expired");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_that_changes_nothing_writes_syncs_and_pushes_nothing() {
+    let server = TestServer::start().await;
+    let alice = alice_with_four_devices(&server).await;
+    let response = post(&server, &alice.service_token, &seed_request(1)).await;
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut answers = Vec::new();
+    for _ in 0..5 {
+        let (status, entity) = server
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/me/notifications/{id}"),
+                &alice.device_token,
+                Some(&json!({"readState": "read"})),
+            )
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(entity["readState"], "read");
+        answers.push(entity["changeSeq"].clone());
+    }
+    assert!(answers.iter().all(|seq| *seq == json!(2)), "{answers:?}");
+    let changes: Value = server
+        .get_json("/me/notifications/changes?cursor=0", &alice.device_token)
+        .await;
+    assert_eq!(
+        changes["cursor"], 2,
+        "one change for five identical updates"
+    );
+    // The state change is pushed to the windows and android devices once, then nothing more:
+    // a final distinct change shows the earlier ones were all delivered first.
+    let (status, _) = server
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/me/notifications/{id}"),
+            &alice.device_token,
+            Some(&json!({"userActionState": "dismissed"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let pushes = server
+        .pushes_until(WAIT, |pushes| {
+            pushes
+                .iter()
+                .filter(|push| {
+                    push.envelope
+                        .as_ref()
+                        .is_some_and(|envelope| envelope["changeSeq"] == 3)
+                })
+                .count()
+                == 2
+        })
+        .await;
+    let state_pushes = pushes
+        .iter()
+        .filter(|push| {
+            push.envelope.as_ref().is_some_and(|envelope| {
+                envelope["id"] == id.as_str() && envelope["change"] == "state"
+            })
+        })
+        .count();
+    assert!(
+        state_pushes <= 4,
+        "{state_pushes} state pushes for two changes to two devices"
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_messages_name_each_field_once() {
+    let server = TestServer::start().await;
+    let device = server.sign_in("demo-client", "alice").await;
+    let token = server
+        .on_behalf_of("demo-app-service", "demo-secret", &device)
+        .await;
+    let mut no_payload = seed_request(1);
+    no_payload["payload"] = json!({});
+    let response = post(&server, &token, &no_payload).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(
+        error["error"]["message"],
+        "payload: visualContent or rawContent is required"
+    );
     server.stop().await;
 }

@@ -284,3 +284,122 @@ async fn channel_urls_pointing_inside_are_refused() {
     }
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_can_refuse_loopback_channels_in_development_mode() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = notif_tests::test_config(data_dir.path());
+    config.channels.allow_loopback = Some(false);
+    let server = TestServer::start_with(config, data_dir).await;
+    let device = server.sign_in("demo-client", "alice").await;
+    for platform in ["windows", "webpush"] {
+        let (status, error) = server
+            .call(
+                reqwest::Method::POST,
+                "/me/notifications/subscriptions",
+                &device,
+                Some(&server.channel_body(platform, "loopback")),
+            )
+            .await;
+        assert_eq!(status, 400, "{platform}: {error}");
+        assert_eq!(error["error"]["code"], "invalidRequest");
+    }
+    server.stop().await;
+}
+
+/// The `notif_rate_limit_buckets` gauge of `/metrics`.
+async fn rate_limit_buckets(server: &TestServer) -> u64 {
+    let text = server
+        .http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("notif_rate_limit_buckets "))
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_subscription_ids_mint_no_rate_limit_buckets() {
+    const CLIENTS: u32 = 32;
+    const REQUESTS: u32 = 10_000;
+    let server = TestServer::start().await;
+    let service = server.app_token("demo-app-service", "demo-secret").await;
+    let before = rate_limit_buckets(&server).await;
+    let mut clients = tokio::task::JoinSet::new();
+    for client in 0..CLIENTS {
+        let (http, url, service) = (
+            server.http.clone(),
+            server.url("/me/notifications"),
+            service.clone(),
+        );
+        clients.spawn(async move {
+            let body = json!({"targetHostName": DEMO_HOST, "appNotificationId": "k", "payload": {"rawContent": "r"}});
+            for index in (client..REQUESTS).step_by(CLIENTS as usize) {
+                // Garbage, and well-formed ids of no subscription, in every spelling.
+                let id = match index % 3 {
+                    0 => format!("random-{index}"),
+                    1 => format!("{{{:08x}-0000-7000-8000-{:012x}}}", index, index),
+                    _ => format!("urn:uuid:{:08X}-0000-7000-8000-{:012X}", index, index),
+                };
+                let status = http.post(&url).bearer_auth(&service).header("x-uns-id", id).json(&body).send().await.unwrap().status();
+                assert!(status.is_client_error(), "{status}");
+            }
+        });
+    }
+    while let Some(done) = clients.join_next().await {
+        done.unwrap();
+    }
+    let after = rate_limit_buckets(&server).await;
+    assert!(after <= before + 1, "buckets {before} -> {after}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_spelling_of_a_subscription_id_spends_one_users_tokens() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = notif_tests::test_config(data_dir.path());
+    config.rate_limits.per_user_burst = 20.0;
+    config.rate_limits.per_user_per_second = 0.001;
+    let server = TestServer::start_with(config, data_dir).await;
+    let device = server.sign_in("demo-client", "bob").await;
+    let subscription = server.subscribe(&device, "android", "bob-phone").await;
+    let service = server.app_token("demo-app-service", "demo-secret").await;
+    let plain = subscription.replace('-', "");
+    let spellings = [
+        subscription.clone(),
+        subscription.to_uppercase(),
+        plain.clone(),
+        format!("{{{subscription}}}"),
+        format!("urn:uuid:{subscription}"),
+    ];
+    let mut limited = 0;
+    for index in 0..60 {
+        let body = json!({"targetHostName": DEMO_HOST, "appNotificationId": format!("k{index}"), "payload": {"rawContent": "r"}});
+        let response = server
+            .http
+            .post(server.url("/me/notifications"))
+            .bearer_auth(&service)
+            .header("x-uns-id", &spellings[index % spellings.len()])
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        match response.status().as_u16() {
+            201 => {}
+            429 => limited += 1,
+            other => panic!("answered {other}"),
+        }
+    }
+    assert!(
+        limited >= 35,
+        "only {limited} of 60 were limited with a burst of 20"
+    );
+    server.stop().await;
+}
