@@ -34,6 +34,16 @@ pub(crate) fn by_status(status: StatusCode, headers: &HeaderMap, reason: &str) -
         DeliveryOutcome::Delivered {
             text_shortened: false,
         }
+    } else if status.is_redirection() {
+        // Never followed (see `http::client`): the target escaped the channel allow-list.
+        let location = headers
+            .get("location")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        tracing::warn!(%status, location, "a provider answered a push with a redirect; not followed");
+        DeliveryOutcome::Rejected {
+            reason: format!("{status}: redirect to {location:?} not followed"),
+        }
     } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         DeliveryOutcome::Retry {
             after: retry_after(headers, "retry-after"),

@@ -26,9 +26,11 @@ impl Default for HttpConfig {
 }
 
 /// Builds a client with keep-alive pings, so idle provider connections stay warm instead of
-/// being re-established per push (APNs treats connection churn as abuse).
+/// being re-established per push (APNs treats connection churn as abuse). It never follows
+/// redirects: a channel URL passed the allow-list, where it redirects to did not.
 pub(crate) fn client(config: &HttpConfig) -> Result<reqwest::Client, Error> {
     let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(config.request_timeout)
         .connect_timeout(config.connect_timeout)
         .pool_idle_timeout(Duration::from_secs(90))

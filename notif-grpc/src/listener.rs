@@ -4,12 +4,14 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
+use axum::extract::ConnectInfo;
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -137,9 +139,9 @@ pub(crate) async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors, or a connection reset while queued: neither
                     // ends the server. Back off briefly so an exhausted descriptor table does
@@ -153,6 +155,7 @@ pub(crate) async fn serve(
         };
         tokio::spawn(serve_connection(
             stream,
+            peer,
             router.clone(),
             limits,
             stopped.clone(),
@@ -168,6 +171,7 @@ pub(crate) async fn serve(
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: SocketAddr,
     router: Router,
     limits: ConnectionLimits,
     mut stopped: watch::Receiver<bool>,
@@ -178,9 +182,11 @@ async fn serve_connection(
     let activity = Activity::new();
     let service = {
         let activity = Arc::clone(&activity);
-        hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
             let in_flight = activity.begin();
             let router = router.clone();
+            // The peer's address, for handlers that key by it (axum's `ConnectInfo`).
+            request.extensions_mut().insert(ConnectInfo(peer));
             async move {
                 let response = match router.oneshot(request.map(Body::new)).await {
                     Ok(response) => response,

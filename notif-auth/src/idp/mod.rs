@@ -3,3 +3,4 @@
 mod keys;
 pub(crate) mod oauth;
 pub(crate) mod provider;
+mod secrets;

@@ -59,6 +59,10 @@ pub enum OAuthErrorCode {
     UnsupportedGrantType,
     /// A requested scope is not available.
     InvalidScope,
+    /// Too many failed attempts lately: wait `retry_after` (RFC 8628 §3.5's `slow_down`).
+    SlowDown,
+    /// The endpoint is too busy to answer now: retry after `retry_after` (RFC 6749 §4.1.2.1).
+    TemporarilyUnavailable,
 }
 
 impl OAuthErrorCode {
@@ -71,14 +75,23 @@ impl OAuthErrorCode {
             OAuthErrorCode::UnauthorizedClient => "unauthorized_client",
             OAuthErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             OAuthErrorCode::InvalidScope => "invalid_scope",
+            OAuthErrorCode::SlowDown => "slow_down",
+            OAuthErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 
-    /// The HTTP status: 401 for `invalid_client`, else 400.
+    /// The HTTP status: 401 for `invalid_client`, 429 for `slow_down`, 503 for
+    /// `temporarily_unavailable`, else 400.
     pub const fn http_status(self) -> u16 {
         match self {
             OAuthErrorCode::InvalidClient => 401,
-            _ => 400,
+            OAuthErrorCode::SlowDown => 429,
+            OAuthErrorCode::TemporarilyUnavailable => 503,
+            OAuthErrorCode::InvalidRequest
+            | OAuthErrorCode::InvalidGrant
+            | OAuthErrorCode::UnauthorizedClient
+            | OAuthErrorCode::UnsupportedGrantType
+            | OAuthErrorCode::InvalidScope => 400,
         }
     }
 }
@@ -91,6 +104,8 @@ pub struct OAuthError {
     pub code: OAuthErrorCode,
     /// For people.
     pub description: String,
+    /// When a retry may succeed (the `Retry-After` of a 429 or 503).
+    pub retry_after: Option<std::time::Duration>,
 }
 
 impl OAuthError {
@@ -99,6 +114,15 @@ impl OAuthError {
         Self {
             code,
             description: description.into(),
+            retry_after: None,
+        }
+    }
+
+    /// The same refusal, saying when to retry.
+    pub fn retry_after(self, wait: std::time::Duration) -> Self {
+        Self {
+            retry_after: Some(wait),
+            ..self
         }
     }
 

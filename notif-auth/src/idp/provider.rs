@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use super::keys::KeyRing;
 use super::oauth::{OAuthError, OAuthErrorCode, TokenRequest, TokenResponse};
+use super::secrets::SecretGate;
 use crate::claims::{Claims, unix_seconds};
 use crate::error::Error;
 use crate::jwks::KeySource;
@@ -80,6 +82,7 @@ pub struct IdentityProvider {
     keys: RwLock<KeyRing>,
     own_tokens: JwtVerifier,
     refresh_grants: Mutex<HashMap<String, RefreshGrant>>,
+    secrets: SecretGate,
 }
 
 impl fmt::Debug for IdentityProvider {
@@ -129,6 +132,11 @@ impl IdentityProvider {
             keys: RwLock::new(keys),
             own_tokens,
             refresh_grants: Mutex::new(HashMap::new()),
+            // One argon2 verification per core; a request waits at most a second for its turn.
+            secrets: SecretGate::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+                Duration::from_secs(1),
+            ),
         })
     }
 
@@ -192,19 +200,26 @@ impl IdentityProvider {
         })
     }
 
-    /// The token endpoint.
+    /// The token endpoint, for a request from `source` (the peer's address, when known: its
+    /// failed client authentications are slowed down as the client id's are).
     ///
     /// # Errors
-    /// [`OAuthError`] with the RFC 6749 code for the refusal.
-    pub async fn token(&self, request: TokenRequest) -> Result<TokenResponse, OAuthError> {
+    /// [`OAuthError`] with the RFC 6749 code for the refusal; `slow_down` (429) after
+    /// repeated failed client authentications and `temporarily_unavailable` (503) when
+    /// secret verification is saturated, both with `retry_after`.
+    pub async fn token(
+        &self,
+        request: TokenRequest,
+        source: Option<IpAddr>,
+    ) -> Result<TokenResponse, OAuthError> {
         self.check_scope(request.scope.as_deref())?;
         match request.grant_type.as_str() {
             "client_credentials" => {
-                let (client, _) = self.authenticate(&request).await?;
+                let (client, _) = self.authenticate(&request, source).await?;
                 self.issue(None, &client, false)
             }
-            JWT_BEARER_GRANT => self.on_behalf_of(request).await,
-            "refresh_token" => self.refresh(request).await,
+            JWT_BEARER_GRANT => self.on_behalf_of(request, source).await,
+            "refresh_token" => self.refresh(request, source).await,
             "" => Err(OAuthError::new(
                 OAuthErrorCode::InvalidRequest,
                 "grant_type is required",
@@ -260,7 +275,11 @@ impl IdentityProvider {
         }
     }
 
-    async fn authenticate(&self, request: &TokenRequest) -> Result<(ClientId, App), OAuthError> {
+    async fn authenticate(
+        &self,
+        request: &TokenRequest,
+        source: Option<IpAddr>,
+    ) -> Result<(ClientId, App), OAuthError> {
         let (Some(client_id), Some(secret)) =
             (request.client_id.clone(), request.client_secret.clone())
         else {
@@ -269,20 +288,40 @@ impl IdentityProvider {
                 "client_id and client_secret are required",
             ));
         };
+        let failed = || {
+            OAuthError::new(
+                OAuthErrorCode::InvalidClient,
+                "client authentication failed",
+            )
+        };
+        // Only a confidential client's own id counts failures: others would mint entries.
+        let known = ClientId::new(&client_id)
+            .ok()
+            .filter(|client| self.apps.has_secret(client));
+        if let Some(client) = &known
+            && self.secrets.recognises(client, &secret)
+        {
+            let app = self.apps.app_for_client(client).ok_or_else(failed)?;
+            return Ok((client.clone(), app));
+        }
+        self.secrets.admit(known.as_ref(), source)?;
         let apps = Arc::clone(&self.apps);
-        // argon2 is deliberately slow: keep it off the async worker threads.
-        tokio::task::spawn_blocking(move || apps.authenticate_client(&client_id, &secret))
-            .await
-            .map_err(|_| {
-                OAuthError::new(
-                    OAuthErrorCode::InvalidClient,
-                    "client authentication failed",
-                )
-            })?
-            .map_err(|error| OAuthError::new(OAuthErrorCode::InvalidClient, error.to_string()))
+        let checked_secret = secret.clone();
+        // argon2 is deliberately slow: the gate runs it off the async worker threads.
+        let verified = self
+            .secrets
+            .verify(move || apps.authenticate_client(&client_id, &checked_secret))
+            .await?;
+        self.secrets
+            .record(known.as_ref(), source, &secret, verified.is_ok());
+        verified.map_err(|error| OAuthError::new(OAuthErrorCode::InvalidClient, error.to_string()))
     }
 
-    async fn on_behalf_of(&self, request: TokenRequest) -> Result<TokenResponse, OAuthError> {
+    async fn on_behalf_of(
+        &self,
+        request: TokenRequest,
+        source: Option<IpAddr>,
+    ) -> Result<TokenResponse, OAuthError> {
         if request.requested_token_use.as_deref() != Some("on_behalf_of") {
             return Err(OAuthError::new(
                 OAuthErrorCode::InvalidRequest,
@@ -292,7 +331,7 @@ impl IdentityProvider {
         let assertion = request.assertion.clone().ok_or_else(|| {
             OAuthError::new(OAuthErrorCode::InvalidRequest, "assertion is required")
         })?;
-        let (client, app) = self.authenticate(&request).await?;
+        let (client, app) = self.authenticate(&request, source).await?;
         let asserted = self
             .own_tokens
             .verify(&assertion)
@@ -309,11 +348,15 @@ impl IdentityProvider {
         self.issue(Some(&user), &client, true)
     }
 
-    async fn refresh(&self, request: TokenRequest) -> Result<TokenResponse, OAuthError> {
+    async fn refresh(
+        &self,
+        request: TokenRequest,
+        source: Option<IpAddr>,
+    ) -> Result<TokenResponse, OAuthError> {
         let token = request.refresh_token.clone().ok_or_else(|| {
             OAuthError::new(OAuthErrorCode::InvalidRequest, "refresh_token is required")
         })?;
-        let (client, _) = self.authenticate(&request).await?;
+        let (client, _) = self.authenticate(&request, source).await?;
         let grant = {
             let mut grants = self
                 .refresh_grants

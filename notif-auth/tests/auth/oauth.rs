@@ -88,7 +88,10 @@ async fn on_behalf_of_round_trip() {
     assert_eq!(device.user.unwrap().as_str(), "alice");
     assert_eq!(device.client_id.as_str(), DEMO_DEVICE_CLIENT);
 
-    let exchanged = provider.token(obo(&user_token.access_token)).await.unwrap();
+    let exchanged = provider
+        .token(obo(&user_token.access_token), None)
+        .await
+        .unwrap();
     let principal = verifier.verify(&exchanged.access_token).await.unwrap();
     assert_eq!(principal.user.unwrap().as_str(), "alice");
     assert_eq!(principal.client_id.as_str(), DEMO_APP_SERVICE_CLIENT);
@@ -97,25 +100,31 @@ async fn on_behalf_of_round_trip() {
     assert_eq!(exchanged.expires_in, 3_600);
 
     let first_refresh = exchanged.refresh_token.unwrap();
-    let refreshed = provider.token(refresh(&first_refresh)).await.unwrap();
+    let refreshed = provider.token(refresh(&first_refresh), None).await.unwrap();
     let principal = verifier.verify(&refreshed.access_token).await.unwrap();
     assert_eq!(principal.user.unwrap().as_str(), "alice");
-    let reused = provider.token(refresh(&first_refresh)).await.unwrap_err();
+    let reused = provider
+        .token(refresh(&first_refresh), None)
+        .await
+        .unwrap_err();
     assert_eq!(reused.code, OAuthErrorCode::InvalidGrant);
     let second_refresh = refreshed.refresh_token.unwrap();
-    assert!(provider.token(refresh(&second_refresh)).await.is_ok());
+    assert!(provider.token(refresh(&second_refresh), None).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_credentials_give_an_app_only_token() {
     let provider = provider(IdentityProviderConfig::new("http://127.0.0.1:50051"));
     let response = provider
-        .token(TokenRequest {
-            grant_type: "client_credentials".into(),
-            client_id: Some(DEMO_APP_SERVICE_CLIENT.into()),
-            client_secret: Some(DEMO_APP_SERVICE_SECRET.into()),
-            ..TokenRequest::default()
-        })
+        .token(
+            TokenRequest {
+                grant_type: "client_credentials".into(),
+                client_id: Some(DEMO_APP_SERVICE_CLIENT.into()),
+                client_secret: Some(DEMO_APP_SERVICE_SECRET.into()),
+                ..TokenRequest::default()
+            },
+            None,
+        )
         .await
         .unwrap();
     assert!(response.refresh_token.is_none());
@@ -139,12 +148,15 @@ async fn bad_requests_get_rfc_6749_codes() {
         .unwrap()
         .access_token;
     let app_token = provider
-        .token(TokenRequest {
-            grant_type: "client_credentials".into(),
-            client_id: Some(DEMO_APP_SERVICE_CLIENT.into()),
-            client_secret: Some(DEMO_APP_SERVICE_SECRET.into()),
-            ..TokenRequest::default()
-        })
+        .token(
+            TokenRequest {
+                grant_type: "client_credentials".into(),
+                client_id: Some(DEMO_APP_SERVICE_CLIENT.into()),
+                client_secret: Some(DEMO_APP_SERVICE_SECRET.into()),
+                ..TokenRequest::default()
+            },
+            None,
+        )
         .await
         .unwrap()
         .access_token;
@@ -235,7 +247,7 @@ async fn bad_requests_get_rfc_6749_codes() {
         ),
     ];
     for (name, request, expected) in cases {
-        let error = provider.token(request).await.unwrap_err();
+        let error = provider.token(request, None).await.unwrap_err();
         assert_eq!(error.code, expected, "{name}: {error}");
     }
     assert_eq!(OAuthErrorCode::InvalidClient.http_status(), 401);

@@ -53,6 +53,8 @@ pub enum FakeResponse {
         /// The provider's reason code.
         reason: String,
     },
+    /// Answer `307 Temporary Redirect` to this location.
+    Redirect(String),
     /// Answer only after this long (longer than the client's timeout: a timeout).
     Hang(Duration),
     /// Drop the connection without an answer.

@@ -404,6 +404,9 @@ fn accepted(platform: Platform) -> Response {
 fn refusal(platform: Platform, answer: &FakeResponse) -> Option<Response> {
     let response = match (platform, answer) {
         (_, FakeResponse::Accept | FakeResponse::Hang(_) | FakeResponse::Reset) => return None,
+        (_, FakeResponse::Redirect(location)) => {
+            respond(307, &[("location", location.clone())], "")
+        }
         (Platform::Ios, FakeResponse::Gone) => json_response(
             410,
             &json!({"reason": "Unregistered", "timestamp": 1_700_000_000_000u64}),

@@ -409,3 +409,27 @@ async fn a_provider_token_signed_with_another_key_is_refused() {
         "a token that failed verification is never recognised"
     );
 }
+
+#[tokio::test]
+async fn redirects_are_rejected_not_followed() {
+    let sandbox = Sandbox::start().await;
+    for platform in Platform::ALL {
+        let elsewhere = sandbox.providers.wns_channel_url("redirect-target");
+        sandbox
+            .providers
+            .script(platform, [FakeResponse::Redirect(elsewhere)]);
+        let (outcome, _) = send_one(&sandbox, platform, visual_draft("n")).await;
+        assert!(
+            matches!(&outcome, DeliveryOutcome::Rejected { reason } if reason.contains("redirect")),
+            "{platform}: {outcome:?}"
+        );
+    }
+    assert!(
+        sandbox
+            .providers
+            .pushes()
+            .iter()
+            .all(|push| !push.path.contains("redirect-target")),
+        "a redirect was followed"
+    );
+}

@@ -3,8 +3,11 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use std::net::SocketAddr;
+
+use axum::Extension;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -32,7 +35,13 @@ fn no_identity_provider() -> Response {
 
 fn oauth_error(error: &OAuthError) -> Response {
     let status = StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
-    (status, Json(error.body())).into_response()
+    let mut response = (status, Json(error.body())).into_response();
+    if let Some(wait) = error.retry_after {
+        response
+            .headers_mut()
+            .insert("retry-after", HeaderValue::from(wait.as_secs().max(1)));
+    }
+    response
 }
 
 fn is_json(headers: &HeaderMap) -> bool {
@@ -53,7 +62,12 @@ fn parse<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8]) -> Resu
     }
 }
 
-async fn token(State(context): State<Arc<Context>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(
+    State(context): State<Arc<Context>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(identity) = &context.identity else {
         return no_identity_provider();
     };
@@ -61,7 +75,8 @@ async fn token(State(context): State<Arc<Context>>, headers: HeaderMap, body: By
         Ok(request) => request,
         Err(error) => return oauth_error(&error),
     };
-    match identity.token(request).await {
+    let source = peer.map(|Extension(ConnectInfo(address))| address.ip());
+    match identity.token(request, source).await {
         Ok(response) => Json(response).into_response(),
         Err(error) => oauth_error(&error),
     }

@@ -403,3 +403,68 @@ async fn every_spelling_of_a_subscription_id_spends_one_users_tokens() {
     );
     server.stop().await;
 }
+
+/// The process's peak resident set (`VmHWM`), in bytes.
+fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmHWM:"))
+        .unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_secrets_stays_bounded_and_the_right_one_still_works() {
+    let server = TestServer::start().await;
+    let token_request = |secret: &str| {
+        server.http.post(server.url("/oauth2/v2.0/token")).form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "demo-app-service"),
+            ("client_secret", secret),
+        ])
+    };
+    // The service authenticated before the flood, as a running service has.
+    assert_eq!(
+        token_request("demo-secret").send().await.unwrap().status(),
+        200
+    );
+    let before = peak_rss();
+    let mut flood = tokio::task::JoinSet::new();
+    for attempt in 0..256 {
+        let request = token_request(&format!("wrong-{attempt}"));
+        flood.spawn(async move { request.send().await.unwrap() });
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    while let Some(response) = flood.join_next().await {
+        let response = response.unwrap();
+        let status = response.status().as_u16();
+        if matches!(status, 429 | 503) {
+            assert!(response.headers().contains_key("retry-after"), "{status}");
+        }
+        *statuses.entry(status).or_insert(0) += 1;
+    }
+    assert!(
+        statuses
+            .keys()
+            .all(|status| matches!(status, 401 | 429 | 503)),
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.get(&401).copied().unwrap_or(0) <= 64,
+        "{statuses:?}"
+    );
+    let growth = peak_rss().saturating_sub(before);
+    assert!(
+        growth < 200 * 1024 * 1024,
+        "peak RSS grew by {growth} bytes"
+    );
+    let after = token_request("demo-secret").send().await.unwrap();
+    assert_eq!(
+        after.status(),
+        200,
+        "the right secret is refused after the flood"
+    );
+    server.stop().await;
+}
