@@ -1,12 +1,13 @@
-//! The dispatcher: leases due jobs, sends them through the right gateway with bounded
-//! concurrency per gateway, settles each by its outcome, and drains in-flight sends on shutdown.
+//! The dispatcher: leases due jobs, hands each to its lane (one per credential and platform,
+//! with its own queue and concurrency bound), settles each by its outcome, and drains
+//! in-flight sends on shutdown.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use notif_core::delivery::{DeliveryOutcome, Jitter, RetryPolicy, Settlement, settle};
@@ -16,7 +17,7 @@ use notif_core::platform::Platform;
 use notif_core::ports::{Clock, DeliveryQueue, LeasedJob, PushGateway};
 use notif_core::push::plan_push;
 use notif_core::time::Timestamp;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 /// The wall clock, for the dispatcher and the server.
@@ -34,15 +35,19 @@ impl Clock for SystemClock {
     }
 }
 
-struct Route {
+/// One credential on one platform: its gateway and its concurrency bound. Each lane has
+/// its own queue and sender in the dispatcher, so a lane whose provider is slow or hangs
+/// holds up only its own pushes.
+struct Lane {
     gateway: Arc<dyn PushGateway>,
-    permits: Arc<Semaphore>,
+    concurrency: usize,
 }
 
 /// Which gateway serves each (app, platform), each gateway with its own concurrency bound.
 #[derive(Default)]
 pub struct Gateways {
-    routes: HashMap<(AppId, Platform), Route>,
+    lanes: Vec<Lane>,
+    routes: HashMap<(AppId, Platform), usize>,
 }
 
 impl fmt::Debug for Gateways {
@@ -68,20 +73,19 @@ impl Gateways {
         gateway: Arc<dyn PushGateway>,
         concurrency: usize,
     ) {
-        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let lane = self.lanes.len();
+        let platform = gateway.platform();
+        self.lanes.push(Lane {
+            gateway,
+            concurrency: concurrency.max(1),
+        });
         for app in apps {
-            self.routes.insert(
-                (app, gateway.platform()),
-                Route {
-                    gateway: Arc::clone(&gateway),
-                    permits: Arc::clone(&permits),
-                },
-            );
+            self.routes.insert((app, platform), lane);
         }
     }
 
-    fn route(&self, app: &AppId, platform: Platform) -> Option<&Route> {
-        self.routes.get(&(app.clone(), platform))
+    fn lane_of(&self, app: &AppId, platform: Platform) -> Option<usize> {
+        self.routes.get(&(app.clone(), platform)).copied()
     }
 }
 
@@ -253,17 +257,48 @@ impl Dispatcher {
 
     /// Runs until `shutdown` completes, then stops leasing and waits up to the drain timeout
     /// for in-flight sends (jobs it abandons come back when their lease ends).
+    ///
+    /// The lease loop never waits on a provider: it hands each leased job to its lane's
+    /// bounded queue, parks it when the queue is full, and leaves it leased when the lane's
+    /// parking is full too (it comes back when its lease ends). Each lane sends with its own
+    /// concurrency bound, so one saturated credential holds up only its own pushes.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
-        let mut in_flight = JoinSet::new();
         let (settlements, outcomes) = mpsc::channel(SETTLEMENT_QUEUE);
         let settling = tokio::spawn(settle_batches(
             Arc::clone(&self.queue),
             Arc::clone(&self.clock),
             outcomes,
         ));
-        'dispatch: loop {
-            while in_flight.try_join_next().is_some() {}
+        let (stop, stopped) = watch::channel(false);
+        let room = Arc::new(Notify::new());
+        let mut lanes = Vec::with_capacity(self.gateways.lanes.len());
+        let mut senders = JoinSet::new();
+        for lane in &self.gateways.lanes {
+            let (jobs, queued) = mpsc::channel(lane_queue_capacity(lane, &self.config));
+            lanes.push(LaneQueue {
+                jobs,
+                parked: VecDeque::new(),
+                capacity: lane_queue_capacity(lane, &self.config),
+            });
+            senders.spawn(send_lane(
+                Arc::clone(&lane.gateway),
+                lane.concurrency,
+                queued,
+                LaneContext {
+                    settlements: settlements.clone(),
+                    clock: Arc::clone(&self.clock),
+                    retry: self.config.retry.clone(),
+                    stats: Arc::clone(&self.stats),
+                    lease: self.config.lease,
+                    drain_timeout: self.config.drain_timeout,
+                    room: Arc::clone(&room),
+                },
+                stopped.clone(),
+            ));
+        }
+        loop {
+            let parked = unpark(&mut lanes);
             let now = self.clock.now();
             let leased = match self
                 .queue
@@ -281,36 +316,23 @@ impl Dispatcher {
             };
             let batch_was_full = leased.len() == self.config.batch_size;
             for job in leased {
-                let Some(route) = self
+                let Some(lane) = self
                     .gateways
-                    .route(&job.notification.feed.app, job.job.platform)
+                    .lane_of(&job.notification.feed.app, job.job.platform)
                 else {
                     let settlement =
                         Settlement::Done(notif_core::delivery::DeliveryState::Failed {
                             reason: format!("the app has no {} credential", job.job.platform),
                         });
                     self.stats.record(job.job.platform, &settlement);
-                    if settlements.send((job.job, settlement)).await.is_err() {
-                        break 'dispatch;
-                    }
+                    // The settler is gone only at shutdown; the job then comes back.
+                    let _ = settlements.send((job.job, settlement)).await;
                     continue;
                 };
-                let permit = tokio::select! {
-                    permit = Arc::clone(&route.permits).acquire_owned() => match permit {
-                        Ok(permit) => permit,
-                        Err(_) => break 'dispatch,
-                    },
-                    () = &mut shutdown => break 'dispatch,
-                };
-                in_flight.spawn(deliver(
+                lanes[lane].offer(Queued {
                     job,
-                    Arc::clone(&route.gateway),
-                    settlements.clone(),
-                    Arc::clone(&self.clock),
-                    self.config.retry.clone(),
-                    Arc::clone(&self.stats),
-                    permit,
-                ));
+                    leased_at: Instant::now(),
+                });
             }
             if batch_was_full {
                 continue;
@@ -324,25 +346,150 @@ impl Dispatcher {
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(sleep_for) => {}
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                () = room.notified(), if parked => {}
                 () = &mut shutdown => break,
             }
         }
-        let drained = tokio::time::timeout(self.config.drain_timeout, async {
-            while in_flight.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!(
-                abandoned = in_flight.len(),
-                "shutdown deadline passed with sends in flight"
-            );
-            in_flight.abort_all();
-        }
+        // The lanes stop taking jobs and drain what they are sending; queued and parked jobs
+        // come back when their leases end.
+        let _ = stop.send(true);
+        drop(lanes);
+        while senders.join_next().await.is_some() {}
         // With the last sender gone, the settler writes what is queued and stops.
         drop(settlements);
-        drop(in_flight);
         let _ = settling.await;
+    }
+}
+
+/// A leased job waiting for its lane.
+struct Queued {
+    job: LeasedJob,
+    leased_at: Instant,
+}
+
+/// The lease loop's side of a lane: its queue, and the jobs parked while it is full.
+struct LaneQueue {
+    jobs: mpsc::Sender<Queued>,
+    parked: VecDeque<Queued>,
+    capacity: usize,
+}
+
+impl LaneQueue {
+    /// Queues `job`, parks it behind earlier parked jobs, or — parking full — leaves it
+    /// leased to come back when its lease ends.
+    fn offer(&mut self, job: Queued) {
+        if self.parked.is_empty() {
+            match self.jobs.try_send(job) {
+                Ok(()) => return,
+                Err(mpsc::error::TrySendError::Full(job)) => return self.park(job),
+                // The lane stopped: shutdown; the job comes back when its lease ends.
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
+            }
+        }
+        self.park(job);
+    }
+
+    fn park(&mut self, job: Queued) {
+        if self.parked.len() < self.capacity {
+            self.parked.push_back(job);
+        } else {
+            tracing::debug!(
+                platform = %job.job.job.platform,
+                "a lane is saturated; the job is sent when its lease ends"
+            );
+        }
+    }
+}
+
+/// Moves parked jobs into their lanes' queues while there is room; whether any stay parked.
+fn unpark(lanes: &mut [LaneQueue]) -> bool {
+    let mut any_parked = false;
+    for lane in lanes {
+        while let Some(job) = lane.parked.pop_front() {
+            match lane.jobs.try_send(job) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(job)) => {
+                    lane.parked.push_front(job);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => lane.parked.clear(),
+            }
+        }
+        any_parked |= !lane.parked.is_empty();
+    }
+    any_parked
+}
+
+/// A lane's queue (and as much again parked): a few batches, so a busy lane keeps sending
+/// between leases while a stuck one holds a bounded number of jobs.
+fn lane_queue_capacity(lane: &Lane, config: &DispatcherConfig) -> usize {
+    lane.concurrency.max(config.batch_size).saturating_mul(2)
+}
+
+/// What every lane's sender shares.
+struct LaneContext {
+    settlements: mpsc::Sender<(DeliveryJob, Settlement)>,
+    clock: Arc<dyn Clock>,
+    retry: RetryPolicy,
+    stats: Arc<DispatchStats>,
+    lease: Duration,
+    drain_timeout: Duration,
+    room: Arc<Notify>,
+}
+
+/// Sends a lane's jobs, at most `concurrency` at once, until stopped; then drains.
+async fn send_lane(
+    gateway: Arc<dyn PushGateway>,
+    concurrency: usize,
+    mut queued: mpsc::Receiver<Queued>,
+    context: LaneContext,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(concurrency));
+    let mut in_flight = JoinSet::new();
+    loop {
+        while in_flight.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = stopped.wait_for(|stopped| *stopped) => break,
+        };
+        let next = tokio::select! {
+            next = queued.recv() => next,
+            _ = stopped.wait_for(|stopped| *stopped) => None,
+        };
+        let Some(Queued { job, leased_at }) = next else {
+            break;
+        };
+        context.room.notify_one();
+        // A job that waited most of its lease here may be leased again soon (and sent by
+        // someone else): leave it to come back rather than risk a duplicate.
+        if leased_at.elapsed() >= context.lease.mul_f64(0.75) {
+            tracing::debug!(platform = %job.job.platform, "a job waited out most of its lease; it comes back");
+            continue;
+        }
+        in_flight.spawn(deliver(
+            job,
+            Arc::clone(&gateway),
+            context.settlements.clone(),
+            Arc::clone(&context.clock),
+            context.retry.clone(),
+            Arc::clone(&context.stats),
+            permit,
+        ));
+    }
+    let drained = tokio::time::timeout(context.drain_timeout, async {
+        while in_flight.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            abandoned = in_flight.len(),
+            "shutdown deadline passed with sends in flight"
+        );
+        in_flight.abort_all();
     }
 }
 

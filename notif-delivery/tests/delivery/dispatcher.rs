@@ -319,3 +319,55 @@ async fn shutdown_drains_sends_in_flight() {
         "in-flight sends were settled before run returned"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_provider_holds_up_only_its_own_pushes() {
+    let harness = Harness::start().await;
+    harness.subscribe(Platform::Ios, 1).await;
+    harness.subscribe(Platform::Android, 2).await;
+    // APNs never answers: every attempt waits out the client's timeout, one at a time.
+    harness.sandbox.providers.script(
+        Platform::Ios,
+        std::iter::repeat_n(FakeResponse::Hang(Duration::from_secs(3600)), 1000),
+    );
+    let dispatcher = harness.dispatcher(1);
+    let waker = dispatcher.waker();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let running = tokio::spawn(dispatcher.run(async move {
+        let _ = stopped.await;
+    }));
+    let ids = harness.create(40, &waker).await;
+    let delivered_to = |platform: Platform| {
+        harness
+            .sandbox
+            .providers
+            .pushes()
+            .iter()
+            .filter(|push| push.platform == platform && push.answered == FakeResponse::Accept)
+            .filter_map(|push| {
+                push.envelope
+                    .as_ref()
+                    .map(|envelope| envelope["id"].to_string())
+            })
+            .collect::<BTreeSet<_>>()
+            .len()
+    };
+    eventually(Duration::from_secs(60), || async {
+        delivered_to(Platform::Android) == ids.len()
+    })
+    .await;
+    let apns_attempts = harness
+        .sandbox
+        .providers
+        .pushes()
+        .iter()
+        .filter(|push| push.platform == Platform::Ios)
+        .count();
+    assert!(
+        apns_attempts < ids.len() / 2,
+        "Android finished only after {apns_attempts} APNs attempts: it waited behind APNs"
+    );
+    assert_eq!(delivered_to(Platform::Ios), 0);
+    stop.send(()).unwrap();
+    running.await.unwrap();
+}
