@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -165,10 +165,21 @@ impl AttemptOutcome {
     }
 }
 
-/// Counts of what the dispatcher did, by platform and outcome, for metrics.
+/// Counts of what the dispatcher did, by platform and outcome, for metrics; and whether it
+/// is running, for readiness.
 #[derive(Debug, Default)]
 pub struct DispatchStats {
     counts: [[AtomicU64; 5]; 4],
+    running: AtomicBool,
+}
+
+/// Marks the dispatcher stopped when its run ends, however it ends (a panic included).
+struct Running(Arc<DispatchStats>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.running.store(false, Ordering::SeqCst);
+    }
 }
 
 fn platform_index(platform: Platform) -> usize {
@@ -187,6 +198,12 @@ impl DispatchStats {
     /// Attempts on `platform` that ended in `outcome`.
     pub fn count(&self, platform: Platform, outcome: AttemptOutcome) -> u64 {
         self.counts[platform_index(platform)][outcome as usize].load(Ordering::Relaxed)
+    }
+
+    /// Whether the dispatcher's run is in progress (from the call to [`Dispatcher::run`] until
+    /// it ends).
+    pub fn running(&self) -> bool {
+        self.running.load(Ordering::SeqCst)
     }
 
     /// Attempts on every platform that ended in `outcome`.
@@ -262,7 +279,17 @@ impl Dispatcher {
     /// bounded queue, parks it when the queue is full, and leaves it leased when the lane's
     /// parking is full too (it comes back when its lease ends). Each lane sends with its own
     /// concurrency bound, so one saturated credential holds up only its own pushes.
-    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+    pub fn run(self, shutdown: impl Future<Output = ()>) -> impl Future<Output = ()> {
+        // Running from the call on, so readiness holds before the task is first polled.
+        self.stats.running.store(true, Ordering::SeqCst);
+        let running = Running(Arc::clone(&self.stats));
+        async move {
+            let _running = running;
+            self.dispatch(shutdown).await;
+        }
+    }
+
+    async fn dispatch(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let (settlements, outcomes) = mpsc::channel(SETTLEMENT_QUEUE);
         let settling = tokio::spawn(settle_batches(

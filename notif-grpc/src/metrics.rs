@@ -60,6 +60,15 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Whether the attached dispatcher runs (`None` before one is attached).
+    pub(crate) fn dispatcher_running(&self) -> Option<bool> {
+        self.dispatch
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .map(|stats| stats.running())
+    }
+
     /// Reports the dispatcher's counters too.
     pub(crate) fn attach_dispatcher(&self, stats: Arc<DispatchStats>) {
         *self

@@ -94,7 +94,7 @@ fn is_empty(range: &KeyRange) -> bool {
     }
 }
 
-mod sealed {
+pub(crate) mod sealed {
     pub trait Sealed {}
 }
 

@@ -12,15 +12,19 @@
 //! The hand-off holds at most [`CAPACITY`] jobs (softly: a group's jobs are counted once its
 //! write is durable); past that, jobs are written due as before and found by the scan. A job
 //! here is still withdrawn when a newer change supersedes it or its subscription is removed or
-//! renewed, as a job waiting in the store would be. If the dispatcher stops leasing while the
-//! store stays open, the jobs it never took come back when their lease lapses.
+//! renewed, as a job waiting in the store would be — in two steps, so the withdrawal takes
+//! effect only with the write that made it: the command reserves the job (no lease takes it
+//! any more), and its group's commit removes it, or a failed commit or command returns it.
+//! If the dispatcher stops leasing while the store stays open, the jobs it never took come
+//! back when their lease lapses.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use notif_core::fanout::DeliveryJob;
-use notif_core::ids::SubscriptionId;
+use notif_core::ids::{NotificationId, SubscriptionId};
+use notif_core::notification::ChangeSeq;
 use notif_core::ports::LeasedJob;
 use notif_core::time::Timestamp;
 
@@ -40,12 +44,27 @@ pub(crate) struct Handoff {
     state: Mutex<State>,
 }
 
+/// A job in the hand-off, by its (notification, endpoint) and change.
+pub(crate) type HandedOver = (NotificationId, SubscriptionId, ChangeSeq);
+
+fn handed_over(job: &DeliveryJob) -> HandedOver {
+    (job.notification, job.subscription, job.change_seq)
+}
+
+#[derive(Debug)]
+struct Waiting {
+    written: Timestamp,
+    job: LeasedJob,
+    /// Withdrawn by a command whose group has not committed yet: no lease takes it.
+    reserved: bool,
+}
+
 #[derive(Debug, Default)]
 struct State {
     /// The lease length the dispatcher last asked for; `None` until one leases.
     lease: Option<Duration>,
-    /// Jobs leased as they were written, with when they were written, oldest first.
-    jobs: VecDeque<(Timestamp, LeasedJob)>,
+    /// Jobs leased as they were written, oldest first.
+    jobs: VecDeque<Waiting>,
     /// When the due index is next scanned while the hand-off supplies jobs.
     next_scan: Option<Timestamp>,
     /// The earliest due time written since the last scan began.
@@ -77,9 +96,11 @@ impl Handoff {
 
     /// Leaves jobs written leased at `written` for the dispatcher (their write is durable).
     pub(crate) fn put(&self, written: Timestamp, jobs: Vec<LeasedJob>) {
-        self.lock()
-            .jobs
-            .extend(jobs.into_iter().map(|job| (written, job)));
+        self.lock().jobs.extend(jobs.into_iter().map(|job| Waiting {
+            written,
+            job,
+            reserved: false,
+        }));
     }
 
     /// Takes up to `limit` jobs for a dispatcher leasing at `now` for `lease`. Jobs whose
@@ -88,12 +109,17 @@ impl Handoff {
         let mut state = self.lock();
         state.lease = Some(lease);
         let mut jobs = Vec::new();
-        while jobs.len() < limit {
-            let Some((_, leased)) = state.jobs.pop_front() else {
+        let mut index = 0;
+        while jobs.len() < limit && index < state.jobs.len() {
+            if state.jobs[index].reserved {
+                index += 1;
+                continue;
+            }
+            let Some(waiting) = state.jobs.remove(index) else {
                 break;
             };
-            if leased.job.due > now {
-                jobs.push(leased);
+            if waiting.job.job.due > now {
+                jobs.push(waiting.job);
             }
         }
         let scan = jobs.len() < limit
@@ -131,36 +157,140 @@ impl Handoff {
         });
     }
 
-    /// Withdraws `job` if it is still waiting here (it was never sent); false when it was
-    /// taken, or never handed over.
-    pub(crate) fn withdraw(&self, job: &DeliveryJob) -> bool {
+    /// Reserves `job` for withdrawal if it is still waiting here (it was never sent): no
+    /// lease takes it until [`Handoff::complete`] removes it or [`Handoff::release`] returns
+    /// it. False when it was taken, never handed over, or is reserved already.
+    pub(crate) fn reserve(&self, job: &DeliveryJob) -> bool {
         let mut state = self.lock();
-        let found = state.jobs.iter().position(|(_, waiting)| {
-            waiting.job.key() == job.key() && waiting.job.change_seq == job.change_seq
-        });
-        found.is_some_and(|position| state.jobs.remove(position).is_some())
+        let key = handed_over(job);
+        match state
+            .jobs
+            .iter_mut()
+            .find(|waiting| !waiting.reserved && handed_over(&waiting.job.job) == key)
+        {
+            Some(waiting) => {
+                waiting.reserved = true;
+                true
+            }
+            None => false,
+        }
     }
 
-    /// Withdraws every job of `subscription` still waiting here, with when each was written.
-    pub(crate) fn withdraw_subscription(
+    /// Reserves every job of `subscription` still waiting here; returns them with when each
+    /// was written.
+    pub(crate) fn reserve_subscription(
         &self,
         subscription: SubscriptionId,
     ) -> Vec<(Timestamp, LeasedJob)> {
         let mut state = self.lock();
-        let (withdrawn, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut state.jobs)
-            .into_iter()
-            .partition(|(_, waiting)| waiting.job.subscription == subscription);
-        state.jobs = kept.into();
-        withdrawn
+        state
+            .jobs
+            .iter_mut()
+            .filter(|waiting| !waiting.reserved && waiting.job.job.subscription == subscription)
+            .map(|waiting| {
+                waiting.reserved = true;
+                (waiting.written, waiting.job.clone())
+            })
+            .collect()
+    }
+
+    /// The writes that reserved `withdrawn` committed: the jobs leave for good.
+    pub(crate) fn complete(&self, withdrawn: &[HandedOver]) {
+        if withdrawn.is_empty() {
+            return;
+        }
+        self.lock().jobs.retain(|waiting| {
+            !(waiting.reserved && withdrawn.contains(&handed_over(&waiting.job.job)))
+        });
+    }
+
+    /// The writes that reserved `withdrawn` failed: the jobs wait for a lease again.
+    pub(crate) fn release(&self, withdrawn: &[HandedOver]) {
+        if withdrawn.is_empty() {
+            return;
+        }
+        for waiting in &mut self.lock().jobs {
+            if waiting.reserved && withdrawn.contains(&handed_over(&waiting.job.job)) {
+                waiting.reserved = false;
+            }
+        }
     }
 
     /// When the oldest waiting job was written, if any is waiting.
     pub(crate) fn oldest(&self) -> Option<Timestamp> {
-        self.lock().jobs.front().map(|(written, _)| *written)
+        self.lock()
+            .jobs
+            .iter()
+            .find(|waiting| !waiting.reserved)
+            .map(|waiting| waiting.written)
     }
 
     /// Takes every waiting job, with when it was written (the store is closing).
     pub(crate) fn drain(&self) -> Vec<(Timestamp, LeasedJob)> {
-        self.lock().jobs.drain(..).collect()
+        self.lock()
+            .jobs
+            .drain(..)
+            .map(|waiting| (waiting.written, waiting.job))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notif_core::fanout::{ChangeKind, plan_fan_out};
+
+    use super::*;
+    use crate::fixtures::{NOW, notification, subscription};
+
+    fn waiting(subscriptions: u8) -> Vec<LeasedJob> {
+        let notification = notification("n");
+        (1..=subscriptions)
+            .map(|index| {
+                let subscription = subscription(index);
+                let job = plan_fan_out(
+                    &notification,
+                    ChangeKind::Created,
+                    std::slice::from_ref(&subscription),
+                    NOW,
+                )
+                .remove(0);
+                LeasedJob {
+                    job: DeliveryJob {
+                        due: NOW.saturating_add(Duration::from_secs(60)),
+                        ..job
+                    },
+                    notification: notification.clone(),
+                    subscription,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reserved_job_is_not_leased_and_returns_when_released() {
+        let handoff = Handoff::default();
+        let jobs = waiting(2);
+        handoff.put(NOW, jobs.clone());
+        assert!(handoff.reserve(&jobs[0].job));
+        assert!(!handoff.reserve(&jobs[0].job), "reserved once");
+        let taken = handoff.take(NOW, 10, Duration::from_secs(60));
+        assert_eq!(taken.jobs, vec![jobs[1].clone()]);
+        handoff.release(&[handed_over(&jobs[0].job)]);
+        let taken = handoff.take(NOW, 10, Duration::from_secs(60));
+        assert_eq!(taken.jobs, vec![jobs[0].clone()]);
+    }
+
+    #[test]
+    fn a_completed_withdrawal_removes_the_job() {
+        let handoff = Handoff::default();
+        let jobs = waiting(3);
+        handoff.put(NOW, jobs.clone());
+        let reserved = handoff.reserve_subscription(jobs[1].job.subscription);
+        assert_eq!(reserved, vec![(NOW, jobs[1].clone())]);
+        assert_eq!(handoff.oldest(), Some(NOW));
+        handoff.complete(&[handed_over(&jobs[1].job)]);
+        let taken = handoff.take(NOW, 10, Duration::from_secs(60));
+        assert_eq!(taken.jobs, vec![jobs[0].clone(), jobs[2].clone()]);
+        assert!(handoff.drain().is_empty());
     }
 }

@@ -21,6 +21,8 @@
 //! [`DeliveryQueue`]: notif_core::ports::DeliveryQueue
 
 mod engine;
+#[cfg(test)]
+mod fixtures;
 mod handoff;
 mod keys;
 mod read;

@@ -7,6 +7,7 @@
 //! one fsync, not N. Reads run on tokio's blocking pool, never on async workers.
 
 use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,9 +28,9 @@ use notif_core::subscription::Subscription;
 use notif_core::time::Timestamp;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::engine::{Engine, MemoryEngine, SledEngine, WriteBatch};
+use crate::engine::{Engine, MemoryEngine, SledEngine};
 use crate::handoff::Handoff;
-use crate::tx::{Direct, Reader, Tx, feed_subscriptions};
+use crate::tx::{Direct, Group, Reader, Tx, feed_subscriptions};
 use crate::{read, write};
 
 /// The most commands applied before one flush.
@@ -44,8 +45,8 @@ const QUEUE_DEPTH: usize = 4096;
 /// Answers a command once its group is flushed (or failed to flush).
 type Reply = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
-/// Runs a command over the engine and the writes its group staged so far, staging its own.
-type Run<E> = Box<dyn FnOnce(&E, &mut WriteBatch) -> Reply + Send>;
+/// Runs a command over the engine and what its group staged so far, staging its own.
+type Run<E> = Box<dyn FnOnce(&E, &mut Group, &Handoff) -> Reply + Send>;
 
 struct Command<E> {
     /// Whether the command must be flushed before it is answered.
@@ -60,6 +61,30 @@ pub struct Store<E: Engine> {
     writer: Mutex<Option<JoinHandle<()>>>,
     writes: WriteStats,
     handoff: Arc<Handoff>,
+    health: Arc<WriterHealth>,
+}
+
+/// What the writer last saw of the engine: whether its last commit (and flush) succeeded.
+#[derive(Debug, Default)]
+struct WriterHealth {
+    failing: Mutex<Option<String>>,
+}
+
+impl WriterHealth {
+    fn record(&self, outcome: &Result<(), StoreError>) {
+        let mut failing = self
+            .failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *failing = outcome.as_ref().err().map(ToString::to_string);
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
 }
 
 /// How many writes were made and how long they took, queueing and flush included.
@@ -91,14 +116,17 @@ impl SledStore {
     /// [`StoreError::Unavailable`] when the directory cannot be opened (for example, another
     /// process holds it).
     pub fn open(directory: impl AsRef<Path>) -> Result<Self, StoreError> {
-        SledEngine::open(directory.as_ref()).map(Self::start)
+        Self::start(SledEngine::open(directory.as_ref())?)
     }
 }
 
 impl MemoryStore {
     /// An empty in-memory store.
+    ///
+    /// # Panics
+    /// When the writer thread cannot be started (the system is out of threads or memory).
     pub fn new() -> Self {
-        Self::start(MemoryEngine::new())
+        Self::start(MemoryEngine::new()).expect("starting the store's writer thread")
     }
 }
 
@@ -109,21 +137,53 @@ impl Default for MemoryStore {
 }
 
 impl<E: Engine> Store<E> {
-    fn start(engine: E) -> Self {
+    fn start(engine: E) -> Result<Self, StoreError> {
         let engine = Arc::new(engine);
         let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
         let handoff = Arc::new(Handoff::default());
-        let (writer_engine, writer_handoff) = (Arc::clone(&engine), Arc::clone(&handoff));
-        let writer = std::thread::Builder::new()
-            .name("notif-store-writer".into())
-            .spawn(move || run_writer(writer_engine.as_ref(), &writer_handoff, receiver))
-            .ok();
-        Self {
+        let health = Arc::new(WriterHealth::default());
+        let writer = {
+            let (engine, handoff, health) = (
+                Arc::clone(&engine),
+                Arc::clone(&handoff),
+                Arc::clone(&health),
+            );
+            std::thread::Builder::new()
+                .name("notif-store-writer".into())
+                .spawn(move || run_writer(engine.as_ref(), &handoff, &health, receiver))
+                .map_err(|error| {
+                    StoreError::Unavailable(format!("starting the store writer: {error}"))
+                })?
+        };
+        Ok(Self {
             engine,
             commands,
-            writer: Mutex::new(writer),
+            writer: Mutex::new(Some(writer)),
             writes: WriteStats::default(),
             handoff,
+            health,
+        })
+    }
+
+    /// Whether the store can take writes: its writer runs and its last commit succeeded.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] saying why not.
+    pub fn health(&self) -> Result<(), StoreError> {
+        let running = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .as_ref()
+            .is_some_and(|writer| !writer.is_finished());
+        if !running {
+            return Err(StoreError::Unavailable("the store writer stopped".into()));
+        }
+        match self.health.failing() {
+            Some(reason) => Err(StoreError::Unavailable(format!(
+                "the last store commit failed: {reason}"
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -162,6 +222,7 @@ impl<E: Engine> Store<E> {
             writer,
             writes: _,
             handoff: _,
+            health: _,
         } = self;
         drop(commands);
         let writer = writer.lock().ok().and_then(|mut writer| writer.take());
@@ -203,21 +264,23 @@ impl<E: Engine> Store<E> {
     ) -> Result<T, StoreError> {
         let started = Instant::now();
         let (reply_sender, reply) = oneshot::channel();
-        let run = Box::new(move |engine: &E, group: &mut WriteBatch| -> Reply {
-            let mut tx = Tx::new(engine, group);
-            let result = operation(&mut tx);
-            if result.is_ok() {
-                tx.stage();
-            }
-            Box::new(move |flushed: Result<(), StoreError>| {
-                let mut result = flushed.and(result);
-                if let Ok(value) = &mut result {
-                    then(value);
+        let run = Box::new(
+            move |engine: &E, group: &mut Group, handoff: &Handoff| -> Reply {
+                let mut tx = Tx::new(engine, group, handoff);
+                let result = operation(&mut tx);
+                if result.is_ok() {
+                    tx.stage();
                 }
-                // The caller may have gone away (request cancelled); the write stands.
-                let _ = reply_sender.send(result);
-            })
-        });
+                Box::new(move |flushed: Result<(), StoreError>| {
+                    let mut result = flushed.and(result);
+                    if let Ok(value) = &mut result {
+                        then(value);
+                    }
+                    // The caller may have gone away (request cancelled); the write stands.
+                    let _ = reply_sender.send(result);
+                })
+            },
+        );
         self.commands
             .send(Command { durable, run })
             .await
@@ -242,26 +305,49 @@ impl<E: Engine> Store<E> {
     }
 }
 
-fn run_writer<E: Engine>(engine: &E, handoff: &Handoff, mut commands: mpsc::Receiver<Command<E>>) {
+/// The writer loop. A command that panics fails alone — its caller sees the store
+/// unavailable, its staged writes and hand-off withdrawals are dropped — and the writer goes
+/// on with the rest of the group; a panic while committing fails that group's commands.
+fn run_writer<E: Engine>(
+    engine: &E,
+    handoff: &Handoff,
+    health: &WriterHealth,
+    mut commands: mpsc::Receiver<Command<E>>,
+) {
     while let Some(first) = commands.blocking_recv() {
-        let mut group = WriteBatch::new();
+        let mut group = Group::default();
         let mut replies = Vec::new();
         let mut durable = false;
         let mut next = Some(first);
         while let Some(command) = next.take() {
             durable |= command.durable;
-            replies.push((command.run)(engine, &mut group));
-            if replies.len() < MAX_GROUP && group.len() < MAX_GROUP_WRITES {
+            let run = command.run;
+            match catch_unwind(AssertUnwindSafe(|| run(engine, &mut group, handoff))) {
+                Ok(reply) => replies.push(reply),
+                // Its reply sender went down with it: the caller is told the writer stopped.
+                Err(_) => tracing::error!("a store command panicked; it failed alone"),
+            }
+            if replies.len() < MAX_GROUP && group.writes.len() < MAX_GROUP_WRITES {
                 next = commands.try_recv().ok();
             }
         }
-        let committed = engine.commit(&group);
-        if committed.is_ok() {
-            handoff.committed(&group);
+        let written = catch_unwind(AssertUnwindSafe(|| {
+            let committed = engine.commit(&group.writes);
+            if committed.is_ok() {
+                handoff.committed(&group.writes);
+            }
+            committed.and_then(|()| if durable { engine.flush() } else { Ok(()) })
+        }))
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("committing panicked".into())));
+        // Withdrawals from the hand-off take effect only with the writes that made them.
+        if written.is_ok() {
+            handoff.complete(&group.withdrawn);
+        } else {
+            handoff.release(&group.withdrawn);
         }
-        let flushed = committed.and_then(|()| if durable { engine.flush() } else { Ok(()) });
+        health.record(&written);
         for reply in replies {
-            reply(flushed.clone());
+            reply(written.clone());
         }
     }
 }
@@ -275,11 +361,11 @@ impl<E: Engine> NotificationStore for Store<E> {
         now: Timestamp,
     ) -> Result<FeedWrite, StoreError> {
         let feed = feed.clone();
-        let (writing, handing) = (Arc::clone(&self.handoff), Arc::clone(&self.handoff));
+        let handing = Arc::clone(&self.handoff);
         let (write, _) = self
             .command_then(
                 true,
-                move |tx| write::write_feed(tx, &feed, op, now, &writing),
+                move |tx| write::write_feed(tx, &feed, op, now),
                 // Handed over only once durable: a push never announces an unwritten change.
                 move |(_, leased)| handing.put(now, std::mem::take(leased)),
             )
@@ -332,8 +418,7 @@ impl<E: Engine> NotificationStore for Store<E> {
     }
 
     async fn expire(&self, now: Timestamp, limit: usize) -> Result<usize, StoreError> {
-        let handoff = Arc::clone(&self.handoff);
-        self.command(true, move |tx| write::expire(tx, &handoff, now, limit))
+        self.command(true, move |tx| write::expire(tx, now, limit))
             .await
     }
 }
@@ -345,9 +430,8 @@ impl<E: Engine> SubscriptionStore for Store<E> {
         candidate: Subscription,
         max_per_user: usize,
     ) -> Result<SubscribeOutcome, StoreError> {
-        let handoff = Arc::clone(&self.handoff);
         self.command(true, move |tx| {
-            write::subscribe(tx, &handoff, candidate, max_per_user)
+            write::subscribe(tx, candidate, max_per_user)
         })
         .await
     }
@@ -365,8 +449,7 @@ impl<E: Engine> SubscriptionStore for Store<E> {
 
     async fn unsubscribe(&self, feed: &FeedKey, id: SubscriptionId) -> Result<(), StoreError> {
         let feed = feed.clone();
-        let handoff = Arc::clone(&self.handoff);
-        self.command(true, move |tx| write::unsubscribe(tx, &handoff, &feed, id))
+        self.command(true, move |tx| write::unsubscribe(tx, &feed, id))
             .await
     }
 }
@@ -409,11 +492,8 @@ impl<E: Engine> DeliveryQueue for Store<E> {
         // Delivery is at least once: a settlement lost in a crash means the job comes back
         // when its lease ends and is sent again, which devices deduplicate by id and
         // changeSeq. Not flushing here keeps the fsyncs for the writes clients wait on.
-        let handoff = Arc::clone(&self.handoff);
-        self.command(false, move |tx| {
-            write::settle(tx, &handoff, &settlements, now)
-        })
-        .await
+        self.command(false, move |tx| write::settle(tx, &settlements, now))
+            .await
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
@@ -421,5 +501,155 @@ impl<E: Engine> DeliveryQueue for Store<E> {
             return Ok(Some(written));
         }
         self.query(|engine| read::next_due(engine)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicBool;
+
+    use super::*;
+    use crate::engine::{KeyRange, Tree, Visitor, WriteBatch, sealed};
+
+    /// The memory engine, whose commits fail while `failing` is set.
+    #[derive(Debug)]
+    struct FlakyEngine {
+        inner: MemoryEngine,
+        failing: AtomicBool,
+    }
+
+    impl Default for FlakyEngine {
+        fn default() -> Self {
+            Self {
+                inner: MemoryEngine::new(),
+                failing: AtomicBool::new(false),
+            }
+        }
+    }
+
+    impl sealed::Sealed for FlakyEngine {}
+
+    impl Engine for FlakyEngine {
+        fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(tree, key)
+        }
+
+        fn scan(
+            &self,
+            tree: Tree,
+            range: KeyRange,
+            reverse: bool,
+            visit: &mut Visitor<'_>,
+        ) -> Result<(), StoreError> {
+            self.inner.scan(tree, range, reverse, visit)
+        }
+
+        fn commit(&self, batch: &WriteBatch) -> Result<(), StoreError> {
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(StoreError::Unavailable("the disk is full".into()));
+            }
+            self.inner.commit(batch)
+        }
+
+        fn flush(&self) -> Result<(), StoreError> {
+            self.inner.flush()
+        }
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|error| panic!("a runtime: {error}"))
+    }
+
+    #[test]
+    fn a_panicking_command_fails_alone_and_the_writer_lives_on() {
+        runtime().block_on(async {
+            let store = MemoryStore::new();
+            let panicked = store
+                .command(true, |_| -> Result<(), StoreError> {
+                    panic!("a bug in one command")
+                })
+                .await;
+            assert!(
+                matches!(panicked, Err(StoreError::Unavailable(_))),
+                "{panicked:?}"
+            );
+            let written = store
+                .command(true, |tx| {
+                    tx.put_raw(Tree::Due, vec![1], &[1]);
+                    Ok(())
+                })
+                .await;
+            assert!(written.is_ok(), "{written:?}");
+            assert!(store.health().is_ok());
+            assert_eq!(
+                store.engine.get(Tree::Due, &[1]).ok().flatten(),
+                Some(vec![1])
+            );
+        });
+    }
+
+    #[test]
+    fn a_failed_commit_is_reported_until_one_succeeds() {
+        runtime().block_on(async {
+            let store = Store::start(FlakyEngine::default())
+                .unwrap_or_else(|error| panic!("a store: {error}"));
+            store.engine.failing.store(true, Ordering::SeqCst);
+            assert!(store.flush().await.is_err());
+            assert!(matches!(store.health(), Err(StoreError::Unavailable(reason)) if reason.contains("disk is full")));
+            store.engine.failing.store(false, Ordering::SeqCst);
+            assert!(store.flush().await.is_ok());
+            assert!(store.health().is_ok());
+        });
+    }
+
+    #[test]
+    fn a_withdrawal_from_the_hand_off_waits_for_its_commit() {
+        use crate::fixtures::{NOW, feed, notification, subscription};
+        runtime().block_on(async {
+            let store = Store::start(FlakyEngine::default())
+                .unwrap_or_else(|error| panic!("a store: {error}"));
+            let lease = Duration::from_secs(60);
+            // A dispatcher leases: new jobs are handed over as they are written.
+            let nothing = store.lease_due(NOW, 10, lease).await;
+            assert!(nothing.is_ok_and(|jobs| jobs.is_empty()));
+            let subscription = subscription(1);
+            assert!(store.subscribe(subscription.clone(), 10).await.is_ok());
+            let written = store
+                .write(&feed(), FeedOp::Upsert(Box::new(notification("n"))), NOW)
+                .await;
+            assert!(written.is_ok(), "{written:?}");
+            // Removing the endpoint withdraws its waiting job — but the commit fails.
+            store.engine.failing.store(true, Ordering::SeqCst);
+            assert!(store.unsubscribe(&feed(), subscription.id).await.is_err());
+            store.engine.failing.store(false, Ordering::SeqCst);
+            let leased = store
+                .lease_due(NOW, 10, lease)
+                .await
+                .unwrap_or_else(|error| panic!("{error}"));
+            assert_eq!(leased.len(), 1, "the job is still waiting in the hand-off");
+            assert_eq!(leased[0].job.subscription, subscription.id);
+        });
+    }
+
+    #[test]
+    fn a_stopped_writer_is_reported() {
+        let store = MemoryStore::new();
+        assert!(store.health().is_ok());
+        let finished = std::thread::spawn(|| {});
+        while !finished.is_finished() {
+            std::thread::yield_now();
+        }
+        // A finished thread in the writer's place, as a writer that died leaves it.
+        let _running_writer = store
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .replace(finished);
+        assert!(
+            matches!(store.health(), Err(StoreError::Unavailable(reason)) if reason.contains("writer stopped"))
+        );
     }
 }

@@ -4,14 +4,17 @@
 use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow, RangeBounds};
 
+use notif_core::fanout::DeliveryJob;
 use notif_core::ids::{NotificationId, SubscriptionId};
 use notif_core::notification::{FeedKey, Notification};
-use notif_core::ports::StoreError;
+use notif_core::ports::{LeasedJob, StoreError};
 use notif_core::subscription::Subscription;
+use notif_core::time::Timestamp;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::engine::{Engine, Entry, KeyRange, Tree, Visitor, WriteBatch};
+use crate::handoff::{HandedOver, Handoff};
 use crate::keys;
 use crate::records::{self, FeedMeta, NotificationRecord, SubscriptionRecord};
 
@@ -126,24 +129,76 @@ pub(crate) fn feed_subscriptions<R: Reader>(
     Ok(subscriptions)
 }
 
+/// What the commands of one group staged: their writes, committed together, and the
+/// hand-off jobs they withdrew, removed from the hand-off only once those writes commit.
+#[derive(Debug, Default)]
+pub(crate) struct Group {
+    pub(crate) writes: WriteBatch,
+    pub(crate) withdrawn: Vec<HandedOver>,
+}
+
 /// A command's writes, staged over the writes of the earlier commands of its group. Reads and
 /// scans see both; [`Tx::stage`] adds the command's writes to the group, which the writer
-/// commits to the engine atomically, all commands together. A command that fails is dropped
-/// unstaged, so it leaves no trace.
+/// commits to the engine atomically, all commands together. A command that fails (or
+/// panics) is dropped unstaged, so it leaves no trace: the hand-off jobs it reserved are
+/// returned.
 pub(crate) struct Tx<'a, E: ?Sized> {
     engine: &'a E,
-    group: &'a mut WriteBatch,
+    group: &'a mut Group,
+    handoff: &'a Handoff,
     writes: WriteBatch,
+    withdrawn: Vec<HandedOver>,
+}
+
+impl<E: ?Sized> Drop for Tx<'_, E> {
+    fn drop(&mut self) {
+        self.handoff.release(&self.withdrawn);
+    }
 }
 
 impl<'a, E: Engine + ?Sized> Tx<'a, E> {
     /// A command over `engine` and the writes its group staged so far.
-    pub(crate) fn new(engine: &'a E, group: &'a mut WriteBatch) -> Self {
+    pub(crate) fn new(engine: &'a E, group: &'a mut Group, handoff: &'a Handoff) -> Self {
         Self {
             engine,
             group,
+            handoff,
             writes: WriteBatch::new(),
+            withdrawn: Vec::new(),
         }
+    }
+
+    /// The store's hand-off.
+    pub(crate) fn handoff(&self) -> &Handoff {
+        self.handoff
+    }
+
+    /// Withdraws `job` from the hand-off with this command's writes, if it is still waiting
+    /// there (never sent); false when it was taken or never handed over.
+    pub(crate) fn withdraw_handed_over(&mut self, job: &DeliveryJob) -> bool {
+        let reserved = self.handoff.reserve(job);
+        if reserved {
+            self.withdrawn
+                .push((job.notification, job.subscription, job.change_seq));
+        }
+        reserved
+    }
+
+    /// Withdraws every job of `subscription` still waiting in the hand-off with this
+    /// command's writes; returns them with when each was written.
+    pub(crate) fn withdraw_handed_over_for(
+        &mut self,
+        subscription: SubscriptionId,
+    ) -> Vec<(Timestamp, LeasedJob)> {
+        let reserved = self.handoff.reserve_subscription(subscription);
+        self.withdrawn.extend(reserved.iter().map(|(_, leased)| {
+            (
+                leased.job.notification,
+                leased.job.subscription,
+                leased.job.change_seq,
+            )
+        }));
+        reserved
     }
 
     /// Sets `key` to the encoded `record`.
@@ -162,9 +217,12 @@ impl<'a, E: Engine + ?Sized> Tx<'a, E> {
         self.writes.insert((tree, key.into()), None);
     }
 
-    /// Adds the command's writes to its group (later writes to a key win).
-    pub(crate) fn stage(self) {
-        self.group.extend(self.writes);
+    /// Adds the command's writes and withdrawals to its group (later writes to a key win).
+    pub(crate) fn stage(mut self) {
+        let writes = std::mem::take(&mut self.writes);
+        self.group.writes.extend(writes);
+        let withdrawn = std::mem::take(&mut self.withdrawn);
+        self.group.withdrawn.extend(withdrawn);
     }
 
     /// The pending writes to `tree` within `range`, in key order: the group's, overridden by
@@ -176,7 +234,7 @@ impl<'a, E: Engine + ?Sized> Tx<'a, E> {
             Bound::Excluded(key) => Bound::Excluded((tree, key.clone())),
             Bound::Unbounded => Bound::Included((tree, Vec::new())),
         };
-        for writes in [&*self.group, &self.writes] {
+        for writes in [&self.group.writes, &self.writes] {
             let in_range = writes
                 .range((start.clone(), Bound::Unbounded))
                 .take_while(|((candidate, key), _)| *candidate == tree && range.contains(key));
@@ -191,7 +249,11 @@ impl<'a, E: Engine + ?Sized> Tx<'a, E> {
 impl<E: Engine + ?Sized> Reader for Tx<'_, E> {
     fn read(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let key = (tree, key.to_vec());
-        match self.writes.get(&key).or_else(|| self.group.get(&key)) {
+        match self
+            .writes
+            .get(&key)
+            .or_else(|| self.group.writes.get(&key))
+        {
             Some(pending) => Ok(pending.clone()),
             None => self.engine.get(tree, &key.1),
         }
@@ -366,9 +428,13 @@ mod tests {
             let mut initial = batch(Tree::Due, &stored);
             initial.extend(batch(Tree::Jobs, &other_tree));
             engine.commit(&initial).unwrap();
-            let mut group = batch(Tree::Due, &staged);
-            group.extend(batch(Tree::Expiry, &other_tree));
-            let mut tx = Tx::new(&engine, &mut group);
+            let mut group = Group {
+                writes: batch(Tree::Due, &staged),
+                ..Group::default()
+            };
+            group.writes.extend(batch(Tree::Expiry, &other_tree));
+            let handoff = Handoff::default();
+            let mut tx = Tx::new(&engine, &mut group, &handoff);
             for (key, value) in &own {
                 match value {
                     Some(value) => tx.put_raw(Tree::Due, vec![*key], &[*value]),
@@ -389,16 +455,17 @@ mod tests {
     #[test]
     fn a_staged_command_is_seen_by_the_next_and_an_unstaged_one_by_none() {
         let engine = MemoryEngine::new();
-        let mut group = WriteBatch::new();
-        let mut first = Tx::new(&engine, &mut group);
+        let handoff = Handoff::default();
+        let mut group = Group::default();
+        let mut first = Tx::new(&engine, &mut group, &handoff);
         first.put_raw(Tree::Due, vec![1], &[1]);
         first.stage();
-        let mut failed = Tx::new(&engine, &mut group);
+        let mut failed = Tx::new(&engine, &mut group, &handoff);
         assert_eq!(failed.read(Tree::Due, &[1]).unwrap(), Some(vec![1]));
         failed.delete(Tree::Due, vec![1]);
         failed.put_raw(Tree::Due, vec![2], &[2]);
         drop(failed);
-        let next = Tx::new(&engine, &mut group);
+        let next = Tx::new(&engine, &mut group, &handoff);
         assert_eq!(next.read(Tree::Due, &[1]).unwrap(), Some(vec![1]));
         assert_eq!(next.read(Tree::Due, &[2]).unwrap(), None);
         assert_eq!(

@@ -16,7 +16,6 @@ use notif_core::time::Timestamp;
 use uuid::Uuid;
 
 use crate::engine::{Engine, Tree};
-use crate::handoff::Handoff;
 use crate::keys;
 use crate::records::{
     FeedMeta, GroupRecord, JobRecord, NotificationRecord, StatusRecord, SubscriptionRecord,
@@ -33,7 +32,6 @@ pub(crate) fn write_feed<E: Engine + ?Sized>(
     feed: &FeedKey,
     op: FeedOp,
     now: Timestamp,
-    handoff: &Handoff,
 ) -> Result<(FeedWrite, Vec<LeasedJob>), StoreError> {
     let current = resolve(tx, feed, &op.target())?;
     let meta = tx.feed_meta(feed)?;
@@ -62,13 +60,16 @@ pub(crate) fn write_feed<E: Engine + ?Sized>(
             unread,
         },
     );
-    let lease_end = handoff.accepting().map(|lease| now.saturating_add(lease));
+    let lease_end = tx
+        .handoff()
+        .accepting()
+        .map(|lease| now.saturating_add(lease));
     let mut leased = Vec::new();
     for job in &write.jobs {
         let sendable =
             lease_end.and_then(|lease_end| sendable_until(&write, &subscriptions, job, lease_end));
         let lease_end = lease_end.filter(|_| sendable.is_some());
-        let stored = put_job(tx, feed, job, now, handoff, lease_end)?;
+        let stored = put_job(tx, feed, job, now, lease_end)?;
         if let (Some(job), Some((notification, subscription))) = (stored, sendable) {
             leased.push(LeasedJob {
                 job,
@@ -224,7 +225,6 @@ fn put_job<E: Engine + ?Sized>(
     feed: &FeedKey,
     job: &DeliveryJob,
     now: Timestamp,
-    handoff: &Handoff,
     lease_end: Option<Timestamp>,
 ) -> Result<Option<DeliveryJob>, StoreError> {
     let key = keys::job_key(job.notification, job.subscription);
@@ -243,7 +243,7 @@ fn put_job<E: Engine + ?Sized>(
         }
         let in_flight = previous
             .as_ref()
-            .is_none_or(|previous| !handoff.withdraw(previous));
+            .is_none_or(|previous| !tx.withdraw_handed_over(previous));
         if let Some(lease_end) = leased_until.filter(|_| in_flight) {
             job.due = lease_end;
             waiting = true;
@@ -271,7 +271,6 @@ fn put_job<E: Engine + ?Sized>(
 /// Stores a subscription, or renews the one with the same channel identity in the same app.
 pub(crate) fn subscribe<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
-    handoff: &Handoff,
     candidate: Subscription,
     max_per_user: usize,
 ) -> Result<SubscribeOutcome, StoreError> {
@@ -304,7 +303,7 @@ pub(crate) fn subscribe<E: Engine + ?Sized>(
     let subscription = match &existing {
         Some(existing) => {
             // Jobs not yet sent go with what the renewal brings (keys, expiry).
-            recall_handed_over(tx, handoff, existing.id)?;
+            recall_handed_over(tx, existing.id)?;
             unindex_subscription(tx, existing);
             Subscription {
                 id: existing.id,
@@ -352,10 +351,9 @@ fn unindex_subscription<E: Engine + ?Sized>(tx: &mut Tx<'_, E>, subscription: &S
 /// come due (the dispatcher finds no subscription).
 fn remove_subscription<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
-    handoff: &Handoff,
     subscription: &Subscription,
 ) -> Result<(), StoreError> {
-    recall_handed_over(tx, handoff, subscription.id)?;
+    recall_handed_over(tx, subscription.id)?;
     unindex_subscription(tx, subscription);
     tx.delete(Tree::Subscriptions, subscription.id.as_bytes().to_vec());
     let channel_key = keys::channel_key(&subscription.feed.app, &subscription.channel.identity());
@@ -369,7 +367,6 @@ fn remove_subscription<E: Engine + ?Sized>(
 /// Removes a subscription of `feed`.
 pub(crate) fn unsubscribe<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
-    handoff: &Handoff,
     feed: &FeedKey,
     id: SubscriptionId,
 ) -> Result<(), StoreError> {
@@ -377,17 +374,17 @@ pub(crate) fn unsubscribe<E: Engine + ?Sized>(
         .subscription(id)?
         .filter(|subscription| &subscription.feed == feed)
         .ok_or(StoreError::NotFound)?;
-    remove_subscription(tx, handoff, &subscription)
+    remove_subscription(tx, &subscription)
 }
 
 /// Jobs of `subscription` still waiting in the hand-off were never sent: they are withdrawn
 /// and made due, so the next lease decides on them with the subscription as it now is.
 fn recall_handed_over<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
-    handoff: &Handoff,
     subscription: SubscriptionId,
 ) -> Result<(), StoreError> {
-    release_leases(tx, &handoff.withdraw_subscription(subscription))
+    let withdrawn = tx.withdraw_handed_over_for(subscription);
+    release_leases(tx, &withdrawn)
 }
 
 /// The keys of `tree` (keyed by time first) that are due at `now`, at most `limit`.
@@ -564,12 +561,11 @@ pub(crate) fn release_leases<E: Engine + ?Sized>(
 /// Applies the settlements of attempts, in one commit.
 pub(crate) fn settle<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
-    handoff: &Handoff,
     settlements: &[(DeliveryJob, Settlement)],
     now: Timestamp,
 ) -> Result<(), StoreError> {
     for (job, settlement) in settlements {
-        settle_one(tx, handoff, job, settlement.clone(), now)?;
+        settle_one(tx, job, settlement.clone(), now)?;
     }
     Ok(())
 }
@@ -577,7 +573,6 @@ pub(crate) fn settle<E: Engine + ?Sized>(
 /// Applies the settlement of an attempt at `job`.
 fn settle_one<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
-    handoff: &Handoff,
     job: &DeliveryJob,
     settlement: Settlement,
     now: Timestamp,
@@ -604,7 +599,7 @@ fn settle_one<E: Engine + ?Sized>(
     match settlement {
         Settlement::RemoveSubscription => {
             if let Some(subscription) = tx.subscription(job.subscription)? {
-                remove_subscription(tx, handoff, &subscription)?;
+                remove_subscription(tx, &subscription)?;
             }
             let pending = tx
                 .record::<JobRecord>(Tree::Jobs, &key)?
@@ -645,7 +640,6 @@ fn settle_one<E: Engine + ?Sized>(
 /// Removes notifications and subscriptions expired at `now`, at most `limit` of each.
 pub(crate) fn expire<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
-    handoff: &Handoff,
     now: Timestamp,
     limit: usize,
 ) -> Result<usize, StoreError> {
@@ -685,7 +679,7 @@ pub(crate) fn expire<E: Engine + ?Sized>(
         if let Some(subscription) = tx.subscription(id)?
             && !subscription.is_live(now)
         {
-            remove_subscription(tx, handoff, &subscription)?;
+            remove_subscription(tx, &subscription)?;
             removed += 1;
         }
     }

@@ -371,3 +371,23 @@ async fn a_hanging_provider_holds_up_only_its_own_pushes() {
     stop.send(()).unwrap();
     running.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dispatcher_says_whether_it_runs() {
+    let harness = Harness::start().await;
+    let dispatcher = harness.dispatcher(1);
+    let stats = dispatcher.stats();
+    assert!(!stats.running());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let run = dispatcher.run(async move {
+        let _ = stopped.await;
+    });
+    assert!(
+        stats.running(),
+        "running from the call, before the first poll"
+    );
+    let running = tokio::spawn(run);
+    stop.send(()).unwrap();
+    running.await.unwrap();
+    assert!(!stats.running());
+}

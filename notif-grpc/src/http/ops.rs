@@ -22,11 +22,23 @@ pub(super) fn routes() -> Router<Arc<Context>> {
         .route("/dev/sandbox/pushes", get(sandbox_pushes))
 }
 
+/// Ready when not shutting down, the store takes writes and the dispatcher runs; otherwise
+/// 503 saying which is not.
 async fn ready(State(context): State<Arc<Context>>) -> Response {
+    let mut problems = Vec::new();
     if *context.shutting_down.borrow() {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response()
-    } else {
+        problems.push("shutting down".to_owned());
+    }
+    if let Err(error) = context.store.health() {
+        problems.push(format!("store: {error}"));
+    }
+    if context.metrics.dispatcher_running() != Some(true) {
+        problems.push("dispatcher: not running".to_owned());
+    }
+    if problems.is_empty() {
         "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, problems.join("; ")).into_response()
     }
 }
 
