@@ -115,8 +115,17 @@ impl SledStore {
     /// # Errors
     /// [`StoreError::Unavailable`] when the directory cannot be opened (for example, another
     /// process holds it).
+    ///
+    /// sled opens its directory exclusively, so no other process can hold a lease on these
+    /// jobs: the leases of a process that crashed are voided here, and its unsent pushes go
+    /// out at once instead of after their leases lapse.
     pub fn open(directory: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::start(SledEngine::open(directory.as_ref())?)
+        let engine = SledEngine::open(directory.as_ref())?;
+        let released = void_leases(&engine)?;
+        if released > 0 {
+            tracing::info!(released, "voided the leases of the previous process");
+        }
+        Self::start(engine)
     }
 }
 
@@ -303,6 +312,21 @@ impl<E: Engine> Store<E> {
             .await
             .map_err(|_| StoreError::Unavailable("a storage read failed".into()))?
     }
+}
+
+/// Voids every lease in `engine` (see [`write::void_leases`]) in one durable commit, before
+/// the writer starts.
+fn void_leases<E: Engine>(engine: &E) -> Result<usize, StoreError> {
+    let handoff = Handoff::default();
+    let mut group = Group::default();
+    let mut tx = Tx::new(engine, &mut group, &handoff);
+    let released = write::void_leases(&mut tx)?;
+    tx.stage();
+    if released > 0 {
+        engine.commit(&group.writes)?;
+        engine.flush()?;
+    }
+    Ok(released)
 }
 
 /// The writer loop. A command that panics fails alone — its caller sees the store

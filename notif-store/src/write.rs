@@ -527,6 +527,45 @@ pub(crate) fn lease_due<E: Engine + ?Sized>(
     Ok(leased)
 }
 
+/// When a job whose lease was voided is due: before any clock's now, so the next lease takes
+/// it whatever the clock reads.
+const VOIDED_DUE: Timestamp = Timestamp::from_unix_millis(0);
+
+/// Makes every leased job — and every job waiting behind a leased one — due at once. Only
+/// for a store just opened exclusively: no dispatcher of another process can hold a lease
+/// on it, and the one that did has gone (crashed, killed), so its sends are not in flight.
+/// Returns how many jobs were released.
+pub(crate) fn void_leases<E: Engine + ?Sized>(tx: &mut Tx<'_, E>) -> Result<usize, StoreError> {
+    let mut held = Vec::new();
+    tx.scan(
+        Tree::Jobs,
+        (Bound::Unbounded, Bound::Unbounded),
+        false,
+        &mut |key, value| {
+            if let Ok(record) = crate::records::decode::<JobRecord>(key, value)
+                && (record.lease_end().is_some() || record.waits_for_in_flight())
+            {
+                held.push((key.to_vec(), record));
+            }
+            ControlFlow::Continue(())
+        },
+    )?;
+    let mut released = 0;
+    for (key, record) in held {
+        // An undecodable job is left to the lease's lapse like any other.
+        let Ok((feed, current)) = record.into_domain(&key) else {
+            continue;
+        };
+        let due_now = DeliveryJob {
+            due: VOIDED_DUE,
+            ..current.clone()
+        };
+        requeue(tx, &feed, current.due, &due_now);
+        released += 1;
+    }
+    Ok(released)
+}
+
 /// Makes jobs withdrawn from the hand-off — leased as they were written, never taken — due
 /// again from when they were written (the store is closing, or their subscription changed).
 /// A job changed since (settled, superseded, re-leased) is left as it is.

@@ -86,7 +86,7 @@ async fn acknowledged_creates_survive_sigkill_and_are_delivered() {
         &config,
         format!(
             "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nexpiry_sweep_seconds = 3600\n\
-             [dispatcher]\nlease_seconds = 1\nrequest_timeout_ms = 500\nretry_initial_delay_ms = 50\nretry_max_delay_ms = 500\n\
+             [dispatcher]\nlease_seconds = 3600\nrequest_timeout_ms = 500\nretry_initial_delay_ms = 50\nretry_max_delay_ms = 500\n\
              [rate_limits]\nper_user_per_second = 100000.0\nper_user_burst = 100000.0\n",
             directory.path().join("data").display()
         ),
@@ -184,6 +184,8 @@ async fn acknowledged_creates_survive_sigkill_and_are_delivered() {
     }
 
     let acknowledged: BTreeSet<String> = acknowledged.lock().unwrap().iter().cloned().collect();
+    // Leases last an hour: what a killed process leased and never sent arrives within the
+    // deadline only because the restarted one voids those leases when it opens the store.
     let deadline = Instant::now() + Duration::from_secs(120);
     let deliveries = loop {
         let mut deliveries: BTreeMap<String, Vec<u64>> = BTreeMap::new();
