@@ -82,7 +82,15 @@ pub struct ListQuery {
     pub page_size: usize,
     /// Continue after this id (the previous page's `next_page_token`).
     pub page_token: Option<NotificationId>,
+    /// Most notifications a page may examine (default [`LIST_SCAN_BUDGET`]). A filter that
+    /// matches few of them ends the page early, with a `next_page_token` after the last one
+    /// examined, so one request never scans a whole large feed.
+    pub scan_budget: usize,
 }
+
+/// The default [`ListQuery::scan_budget`]: on a 20,000-notification feed, a filter matching
+/// nothing costs about as much as an unfiltered page, not a scan of the feed.
+pub const LIST_SCAN_BUDGET: usize = 1_000;
 
 impl Default for ListQuery {
     fn default() -> Self {
@@ -93,6 +101,7 @@ impl Default for ListQuery {
             group: None,
             page_size: 50,
             page_token: None,
+            scan_budget: LIST_SCAN_BUDGET,
         }
     }
 }
@@ -118,7 +127,8 @@ impl ListQuery {
     }
 }
 
-/// One page of a feed, newest first.
+/// One page of a feed, newest first. It may hold fewer than `page_size` notifications and
+/// still have a `next_page_token`, when its scan budget ran out first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListPage {
     /// The notifications.

@@ -256,6 +256,7 @@ impl TryFrom<&pb::ListNotificationsRequest> for ListQuery {
                 "" => None,
                 token => Some(notification_id("page_token", token)?),
             },
+            scan_budget: notif_core::ports::LIST_SCAN_BUDGET,
         })
     }
 }

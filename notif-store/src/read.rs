@@ -15,7 +15,8 @@ use crate::records::{self, NotificationRecord, StatusRecord};
 use crate::tx::{Direct, Reader, scan_prefix};
 
 /// A page of the feed, newest first: a forward scan of the feed's notifications (keyed by
-/// inverted UUID v7, so newest first) after the page token, until the page is full.
+/// inverted UUID v7, so newest first) after the page token, until the page is full or the
+/// query's scan budget is spent.
 pub(crate) fn list<E: Engine + ?Sized>(
     engine: &E,
     feed: &FeedKey,
@@ -29,7 +30,11 @@ pub(crate) fn list<E: Engine + ?Sized>(
         None => Bound::Included(prefix),
     };
     let mut notifications = Vec::new();
-    let mut has_more = false;
+    // The page continues after the last notification returned, or — when the scan budget
+    // ends the page first — after the last one examined.
+    let mut continue_after = None;
+    let mut examined = 0;
+    let mut last_examined = None;
     let mut failure = None;
     engine.scan(
         Tree::Notifications,
@@ -45,25 +50,29 @@ pub(crate) fn list<E: Engine + ?Sized>(
                     return ControlFlow::Break(());
                 }
             };
-            if !query.matches(&notification, now) {
-                return ControlFlow::Continue(());
-            }
-            if notifications.len() == query.page_size {
-                has_more = true;
+            if examined == query.scan_budget.max(1) {
+                continue_after = last_examined;
                 return ControlFlow::Break(());
             }
-            notifications.push(notification);
+            examined += 1;
+            let matches = query.matches(&notification, now);
+            if notifications.len() == query.page_size {
+                if matches {
+                    // One more exists: the next page starts after this page's last.
+                    continue_after = notifications.last().map(|last: &Notification| last.id);
+                    return ControlFlow::Break(());
+                }
+            } else if matches {
+                notifications.push(notification.clone());
+            }
+            last_examined = Some(notification.id);
             ControlFlow::Continue(())
         },
     )?;
     if let Some(error) = failure {
         return Err(error);
     }
-    let next_page_token = if has_more {
-        notifications.last().map(|notification| notification.id)
-    } else {
-        None
-    };
+    let next_page_token = continue_after;
     Ok(ListPage {
         notifications,
         next_page_token,

@@ -159,6 +159,7 @@ async fn list(
                 .get("$skiptoken")
                 .map(|token| convert::notification_id("$skiptoken", token))
                 .transpose()?,
+            scan_budget: notif_core::ports::LIST_SCAN_BUDGET,
         };
         let page = context.service.list(caller.caller(), &query).await?;
         let base = base(&context, &headers, version);

@@ -346,6 +346,61 @@ pub(crate) async fn list_paginates_newest_first_with_filters(harness: Harness) {
     assert_eq!(page.notifications.len(), 3);
 }
 
+pub(crate) async fn a_filtered_page_examines_at_most_its_scan_budget(harness: Harness) {
+    let alice = user("alice");
+    let mut read_ones = Vec::new();
+    for index in 0..30 {
+        harness.advance(Duration::from_millis(10));
+        let created = harness
+            .service
+            .create(caller(&alice), draft(&format!("n{index}")))
+            .await
+            .unwrap();
+        if index == 4 || index == 25 {
+            harness
+                .service
+                .update_state(caller(&alice), by_key(&format!("n{index}")), read())
+                .await
+                .unwrap();
+            read_ones.push(created.notification.id);
+        }
+    }
+    let mut query = ListQuery {
+        read_state: Some(ReadState::Read),
+        scan_budget: 10,
+        ..ListQuery::default()
+    };
+    let (mut pages, mut seen) = (0, Vec::new());
+    loop {
+        let page = harness.service.list(caller(&alice), &query).await.unwrap();
+        pages += 1;
+        seen.extend(page.notifications.iter().map(|n| n.id));
+        match page.next_page_token {
+            Some(token) => query.page_token = Some(token),
+            None => break,
+        }
+    }
+    read_ones.reverse();
+    assert_eq!(seen, read_ones, "every match once, newest first");
+    assert_eq!(pages, 3, "30 notifications, 10 examined per page");
+    // A filter matching nothing still ends within the budget.
+    let nothing = ListQuery {
+        group: Some(GroupName::new("nomatch").unwrap()),
+        scan_budget: 10,
+        ..ListQuery::default()
+    };
+    let page = harness
+        .service
+        .list(caller(&alice), &nothing)
+        .await
+        .unwrap();
+    assert!(page.notifications.is_empty());
+    assert!(
+        page.next_page_token.is_some(),
+        "the page ended early, not at the feed's end"
+    );
+}
+
 pub(crate) async fn change_replay_converges_to_the_listing(harness: Harness) {
     let alice = user("alice");
     for key in ["a", "b", "c", "d"] {

@@ -39,6 +39,7 @@ contract_suite!(
     read_state_moves_the_unread_count,
     deletes_by_key_and_group_leave_tombstones,
     list_paginates_newest_first_with_filters,
+    a_filtered_page_examines_at_most_its_scan_budget,
     change_replay_converges_to_the_listing,
     subscribing_again_renews,
     subscriptions_are_capped_and_removable,
