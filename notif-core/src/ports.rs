@@ -310,6 +310,99 @@ pub trait DeliveryQueue: Send + Sync + Debug {
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
 }
 
+/// What operating a store takes beyond its data: health, figures for metrics, durability and
+/// an orderly stop.
+#[async_trait]
+pub trait StoreAdmin: Send + Sync + Debug {
+    /// Whether the store takes writes now.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] saying why not.
+    fn health(&self) -> Result<(), StoreError>;
+
+    /// How many delivery jobs are queued (pending, leased or waiting to retry). May read the
+    /// whole queue: for metrics scrapes, not hot paths.
+    ///
+    /// # Errors
+    /// A storage failure.
+    async fn pending_jobs(&self) -> Result<u64, StoreError>;
+
+    /// Writes made so far and their total latency (queueing and flush included).
+    fn write_latency(&self) -> (u64, Duration);
+
+    /// Waits until every write acknowledged so far is durable.
+    ///
+    /// # Errors
+    /// A storage failure.
+    async fn flush(&self) -> Result<(), StoreError>;
+
+    /// Gives back what this process holds (jobs leased but never sent become due again) and
+    /// makes everything durable. The store's resources are released when its last handle is
+    /// dropped.
+    ///
+    /// # Errors
+    /// A storage failure.
+    async fn close(&self) -> Result<(), StoreError>;
+}
+
+/// Everything a store provides, as the ports the rest of the system holds: one store
+/// implementation behind each.
+#[derive(Debug, Clone)]
+pub struct Storage {
+    /// The feeds.
+    pub notifications: std::sync::Arc<dyn NotificationStore>,
+    /// The device subscriptions.
+    pub subscriptions: std::sync::Arc<dyn SubscriptionStore>,
+    /// The delivery queue.
+    pub queue: std::sync::Arc<dyn DeliveryQueue>,
+    /// Operations.
+    pub admin: std::sync::Arc<dyn StoreAdmin>,
+}
+
+impl Storage {
+    /// The ports of `store`, one implementation of all of them.
+    pub fn of<S>(store: std::sync::Arc<S>) -> Self
+    where
+        S: NotificationStore + SubscriptionStore + DeliveryQueue + StoreAdmin + 'static,
+    {
+        Self {
+            notifications: store.clone(),
+            subscriptions: store.clone(),
+            queue: store.clone(),
+            admin: store,
+        }
+    }
+}
+
+/// "Something changed": after a durable write, a feed's new last change number and that jobs
+/// are due; and, for whoever waits on them, per-feed and job wake-ups.
+///
+/// An event is a hint, never the truth: subscribers re-read by cursor (a feed's changes after
+/// the last `changeSeq` they applied; the queue's due jobs), so a missed, late, repeated or
+/// merged event costs at most a read. That is what lets an implementation be a local wake-up,
+/// a database's `LISTEN/NOTIFY`, or polling.
+pub trait FeedEvents: Send + Sync + Debug {
+    /// `feed` changed, and its last change number is now `last_seq`.
+    fn feed_changed(&self, feed: &FeedKey, last_seq: ChangeSeq);
+
+    /// Delivery jobs were queued and may be due.
+    fn jobs_due(&self);
+
+    /// Wake-ups for changes of `feed`, from now on.
+    fn watch_feed(&self, feed: &FeedKey) -> Box<dyn Wakeup>;
+
+    /// Wake-ups for due jobs, from now on.
+    fn watch_jobs(&self) -> Box<dyn Wakeup>;
+}
+
+/// A subscription to events: each `wait` resolves once an event came since the previous
+/// one resolved (several events may resolve it once).
+#[async_trait]
+pub trait Wakeup: Send + Debug {
+    /// Resolves at the next event, or at once when one came since the last wait.
+    async fn wait(&mut self);
+}
+
 /// The registry of cross-device apps.
 pub trait AppRegistry: Send + Sync + Debug {
     /// The app `client` belongs to.

@@ -7,14 +7,14 @@ use crate::app::{Action, App, NamedSubscription, Principal, authorize};
 use crate::delivery::DeliveryRecord;
 use crate::error::Error;
 use crate::fanout::ChangeKind;
-use crate::feed::{FeedOp, StateChange, Target};
+use crate::feed::{FeedOp, FeedWrite, StateChange, Target};
 use crate::ids::{NotificationId, SubscriptionId};
 use crate::notification::{
     ChangeSeq, DraftContext, FeedKey, Limits, Notification, NotificationDraft,
 };
 use crate::ports::{
-    AppRegistry, ChangePage, Clock, IdGenerator, ListPage, ListQuery, NotificationStore,
-    SubscribeOutcome, SubscriptionStore,
+    AppRegistry, ChangePage, Clock, FeedEvents, IdGenerator, ListPage, ListQuery,
+    NotificationStore, SubscribeOutcome, SubscriptionStore,
 };
 use crate::subscription::{ChannelDraft, ChannelPolicy, Subscription};
 use crate::validation::ValidationErrors;
@@ -32,6 +32,8 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
     /// Ids.
     pub ids: Arc<dyn IdGenerator>,
+    /// Where durable writes are announced: feed watchers and the dispatcher wake on them.
+    pub events: Arc<dyn FeedEvents>,
 }
 
 /// Who is calling: the verified principal and, for app-only callers, the subscription id
@@ -143,6 +145,7 @@ impl NotifService {
             .notifications
             .write(&feed, FeedOp::Upsert(Box::new(candidate)), now)
             .await?;
+        self.announce(&feed, &write);
         let (notification, kind) = write
             .changes
             .into_iter()
@@ -213,6 +216,7 @@ impl NotifService {
         let (feed, _) = self.authorize(caller, Action::UseFeed).await?;
         let now = self.ports.clock.now();
         let write = self.ports.notifications.write(&feed, op, now).await?;
+        self.announce(&feed, &write);
         let mut addressed: Vec<Notification> = write
             .changes
             .into_iter()
@@ -221,6 +225,18 @@ impl NotifService {
             .collect();
         addressed.sort_by_key(|notification| notification.id);
         Ok(addressed)
+    }
+
+    /// Announces a durable write: its feed's new last change number, and due jobs. A write
+    /// that changed nothing announces nothing.
+    fn announce(&self, feed: &FeedKey, write: &FeedWrite) {
+        if write.changes.is_empty() {
+            return;
+        }
+        self.ports.events.feed_changed(feed, write.last_seq);
+        if !write.jobs.is_empty() {
+            self.ports.events.jobs_due();
+        }
     }
 
     /// The changes of the caller's feed after `cursor`.

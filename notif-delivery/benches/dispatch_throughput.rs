@@ -79,11 +79,14 @@ async fn dispatcher_round(sandbox: &SandboxProviders, notifications: u64, round:
     let mut gateways = Gateways::new();
     let gateway = Arc::new(FcmGateway::new(sandbox.fcm_config(HttpConfig::default())).unwrap());
     gateways.add([AppId::new("demo").unwrap()], gateway, CONCURRENCY);
+    // The jobs are written before the dispatcher starts: it finds them on its first lease.
+    let events = notif_store::LocalEvents::new();
     let dispatcher = Dispatcher::new(
         store,
         gateways,
         Arc::new(SystemClock),
         DispatcherConfig::default(),
+        notif_core::ports::FeedEvents::watch_jobs(events.as_ref()),
     );
     let stats = dispatcher.stats();
     let expected = notifications * DEVICES;

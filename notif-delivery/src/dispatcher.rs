@@ -14,7 +14,7 @@ use notif_core::delivery::{DeliveryOutcome, Jitter, RetryPolicy, Settlement, set
 use notif_core::fanout::DeliveryJob;
 use notif_core::ids::AppId;
 use notif_core::platform::Platform;
-use notif_core::ports::{Clock, DeliveryQueue, LeasedJob, PushGateway};
+use notif_core::ports::{Clock, DeliveryQueue, LeasedJob, PushGateway, Wakeup};
 use notif_core::push::plan_push;
 use notif_core::time::Timestamp;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -221,7 +221,8 @@ pub struct Dispatcher {
     gateways: Arc<Gateways>,
     clock: Arc<dyn Clock>,
     config: DispatcherConfig,
-    wake: Arc<Notify>,
+    /// Wakes the lease loop when jobs were queued.
+    jobs: Box<dyn Wakeup>,
     stats: Arc<DispatchStats>,
 }
 
@@ -245,26 +246,24 @@ fn jitter() -> Jitter {
 }
 
 impl Dispatcher {
-    /// A dispatcher over `queue`, sending through `gateways`.
+    /// A dispatcher over `queue`, sending through `gateways`, woken by `jobs` (the job
+    /// wake-ups of the feed events the use cases publish to) and otherwise at the next due
+    /// time or after [`DispatcherConfig::max_idle`].
     pub fn new(
         queue: Arc<dyn DeliveryQueue>,
         gateways: Gateways,
         clock: Arc<dyn Clock>,
         config: DispatcherConfig,
+        jobs: Box<dyn Wakeup>,
     ) -> Self {
         Self {
             queue,
             gateways: Arc::new(gateways),
             clock,
             config,
-            wake: Arc::new(Notify::new()),
+            jobs,
             stats: Arc::new(DispatchStats::default()),
         }
-    }
-
-    /// The wake-up to signal after writing jobs, so they go out at once.
-    pub fn waker(&self) -> Arc<Notify> {
-        Arc::clone(&self.wake)
     }
 
     /// The counters.
@@ -289,7 +288,7 @@ impl Dispatcher {
         }
     }
 
-    async fn dispatch(self, shutdown: impl Future<Output = ()>) {
+    async fn dispatch(mut self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         let (settlements, outcomes) = mpsc::channel(SETTLEMENT_QUEUE);
         let settling = tokio::spawn(settle_batches(
@@ -371,7 +370,7 @@ impl Dispatcher {
                 Ok(None) | Err(_) => self.config.max_idle,
             };
             tokio::select! {
-                () = self.wake.notified() => {}
+                () = self.jobs.wait() => {}
                 () = tokio::time::sleep(sleep_for) => {}
                 () = room.notified(), if parked => {}
                 () = &mut shutdown => break,

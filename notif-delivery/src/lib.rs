@@ -16,6 +16,8 @@
 //! - `oauth` — cached provider access tokens.
 //! - `http` — [`HttpConfig`] and the client builder.
 //! - `dispatcher` — [`Dispatcher`], [`Gateways`], [`SystemClock`].
+//! - `runtime` — [`Runtime`]: the dispatcher and the expiry sweeper over any storage,
+//!   started and stopped as one (for notifd and embedders).
 //! - `sandbox` (feature) — the loopback providers.
 
 mod apns;
@@ -26,6 +28,7 @@ mod error;
 mod fcm;
 mod http;
 mod oauth;
+mod runtime;
 #[cfg(feature = "sandbox")]
 pub mod sandbox;
 mod webpush;
@@ -39,5 +42,6 @@ pub use envelope::envelope_json;
 pub use error::Error;
 pub use fcm::{FCM_URL, FcmConfig, FcmGateway, GOOGLE_TOKEN_URL};
 pub use http::HttpConfig;
+pub use runtime::{RunningRuntime, Runtime, RuntimeConfig};
 pub use webpush::{P256Key, WebPushConfig, WebPushGateway};
 pub use wns::{WNS_TOKEN_URL, WnsConfig, WnsGateway};

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use notif_auth::AppConfig;
+use notif_core::subscription::{ChannelPolicy, HostPattern};
 use serde::Deserialize;
 
 use crate::rate_limit::RateLimits;
@@ -85,6 +86,20 @@ impl Config {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Which channel URLs subscriptions may use: the default allow-lists and the configured
+    /// hosts; loopback when configured, else in development mode only.
+    pub fn channel_policy(&self, development: bool) -> ChannelPolicy {
+        let mut policy = ChannelPolicy::default();
+        policy
+            .wns_hosts
+            .extend(self.channels.wns_hosts.iter().map(HostPattern::new));
+        policy
+            .web_push_hosts
+            .extend(self.channels.web_push_hosts.iter().map(HostPattern::new));
+        policy.allow_loopback = self.channels.allow_loopback.unwrap_or(development);
+        policy
     }
 
     /// Whether development features are on (see [`Config::development`]).

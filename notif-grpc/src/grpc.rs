@@ -4,31 +4,31 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use notif_core::app::Action;
-use notif_core::ports::ListQuery;
-use tokio::sync::{broadcast, mpsc};
+use notif_core::ports::{ListQuery, Wakeup};
+use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::context::{Authenticated, Context};
 use crate::convert;
 use crate::error::ApiError;
 use crate::pb;
+use crate::state::{Authenticated, ServerState};
 
 /// The `Notifications` service.
 #[derive(Debug, Clone)]
 pub(crate) struct NotificationsService {
-    pub(crate) context: Arc<Context>,
+    pub(crate) context: Arc<ServerState>,
 }
 
 /// The `Subscriptions` service.
 #[derive(Debug, Clone)]
 pub(crate) struct SubscriptionsService {
-    pub(crate) context: Arc<Context>,
+    pub(crate) context: Arc<ServerState>,
 }
 
 /// The bearer token and the app-only user's subscription id (field, else `x-uns-id`).
 async fn authenticate<T>(
-    context: &Context,
+    context: &ServerState,
     request: &Request<T>,
     field: Option<&str>,
 ) -> Result<Authenticated, ApiError> {
@@ -50,7 +50,7 @@ async fn authenticate<T>(
 
 /// Runs a handler body, records it under `method`, and converts its result.
 async fn observe<T>(
-    context: &Context,
+    context: &ServerState,
     method: &str,
     body: impl Future<Output = Result<T, ApiError>>,
 ) -> Result<Response<T>, Status> {
@@ -79,7 +79,6 @@ impl pb::notifications_server::Notifications for NotificationsService {
                 .create(caller.caller(), request.into_inner().into())
                 .await?;
             self.context.metrics.created(created.replaced);
-            self.context.wrote(&created.notification.feed);
             Ok(pb::CreateNotificationResponse {
                 notification: Some((&created.notification).into()),
                 replaced: created.replaced,
@@ -148,7 +147,6 @@ impl pb::notifications_server::Notifications for NotificationsService {
             let notification = updated
                 .first()
                 .ok_or(ApiError::Domain(notif_core::Error::NotFound))?;
-            self.context.wrote(&notification.feed);
             Ok(pb::UpdateNotificationStateResponse {
                 notification: Some(notification.into()),
             })
@@ -230,14 +228,13 @@ impl pb::notifications_server::Notifications for NotificationsService {
                 .service
                 .authorize(caller.caller(), Action::UseFeed)
                 .await?;
-            // Subscribe before the first read, so a change between the read and the wait is
-            // not missed.
-            let changes = self.context.changes.subscribe();
+            // Watch before the first read, so a change between the read and the wait is not
+            // missed.
+            let changes = self.context.events.watch_feed(&feed);
             let (sender, receiver) = mpsc::channel(64);
             tokio::spawn(follow(
                 Arc::clone(&self.context),
                 caller,
-                feed,
                 convert::cursor(request.get_ref().cursor),
                 changes,
                 sender,
@@ -279,9 +276,6 @@ impl NotificationsService {
         target: notif_core::feed::Target,
     ) -> Result<pb::DeleteNotificationResponse, ApiError> {
         let deleted = self.context.service.delete(caller.caller(), target).await?;
-        if let Some(first) = deleted.first() {
-            self.context.wrote(&first.feed);
-        }
         Ok(pb::DeleteNotificationResponse {
             deleted: deleted.iter().map(Into::into).collect(),
         })
@@ -289,13 +283,13 @@ impl NotificationsService {
 }
 
 /// Streams a feed's changes from `cursor`, then each new change, until the client goes away
-/// or the server shuts down.
+/// or the server shuts down. A wake-up is only a hint: every one re-reads from the cursor, so
+/// missed or merged events lose nothing.
 async fn follow(
-    context: Arc<Context>,
+    context: Arc<ServerState>,
     caller: Authenticated,
-    feed: notif_core::notification::FeedKey,
     mut cursor: notif_core::notification::ChangeSeq,
-    mut changes: broadcast::Receiver<notif_core::notification::FeedKey>,
+    mut changes: Box<dyn Wakeup>,
     sender: mpsc::Sender<Result<pb::Notification, Status>>,
 ) {
     let mut shutting_down = context.shutting_down.clone();
@@ -320,18 +314,10 @@ async fn follow(
         if page.has_more {
             continue;
         }
-        loop {
-            tokio::select! {
-                event = changes.recv() => match event {
-                    Ok(changed) if changed == feed => break,
-                    Ok(_) => {}
-                    // Missed events: re-read the feed, which catches up on anything missed.
-                    Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                () = sender.closed() => return,
-                _ = shutting_down.changed() => return,
-            }
+        tokio::select! {
+            () = changes.wait() => {}
+            () = sender.closed() => return,
+            _ = shutting_down.changed() => return,
         }
     }
 }

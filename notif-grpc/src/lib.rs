@@ -6,7 +6,7 @@
 //! Only this crate knows protobuf; handlers stay thin and call notif-core's use cases.
 //!
 //! Modules:
-//! - `server` — [`Server`], [`serve`]: start-up, serving, graceful shutdown.
+//! - `server` — [`Server`], [`serve`]: composition, serving, graceful shutdown.
 //! - `config` — [`Config`]: TOML configuration and the development defaults.
 //! - `grpc` — the `Notifications` and `Subscriptions` services.
 //! - `http` — the edge (gRPC or HTTP), the Graph API, identity endpoints, health, metrics
@@ -14,20 +14,25 @@
 //! - `listener` — connections: the cap, idle and header timeouts, graceful draining.
 //! - `convert` — protobuf ↔ domain.
 //! - `error` — `ApiError` and its gRPC and HTTP mappings.
-//! - `context` — what handlers share.
+//! - `state` — `ServerState`: what handlers share.
+//! - `gateways`, `identity`, `ids` — a configuration's push gateways, its token issuers and
+//!   identity provider, and the id generator.
 //! - `metrics`, `rate_limit` — Prometheus counters and token buckets.
 //! - [`pb`] — the generated protobuf code.
 
 pub mod config;
-mod context;
 mod convert;
 mod error;
+mod gateways;
 mod grpc;
 mod http;
+mod identity;
+mod ids;
 mod listener;
 mod metrics;
 mod rate_limit;
 mod server;
+mod state;
 
 pub use config::Config;
 pub use rate_limit::RateLimits;

@@ -36,6 +36,27 @@ pub(crate) struct ConnectionLimits {
     pub(crate) max_concurrent_streams: u32,
 }
 
+impl ConnectionLimits {
+    /// The limits `config` sets, the connection cap kept within the open-files limit (which
+    /// this raises to its hard limit first) less the descriptors the store, the providers and
+    /// the listener need.
+    pub(crate) fn of(config: &crate::config::Config) -> Self {
+        const RESERVED: u64 = 128;
+        let open_files = raise_open_files_limit().map_or(usize::MAX, |limit| {
+            usize::try_from(limit.saturating_sub(RESERVED)).unwrap_or(usize::MAX)
+        });
+        let http = &config.http;
+        Self {
+            max_connections: http.max_connections.min(open_files).max(1),
+            idle_timeout: Duration::from_millis(http.idle_timeout_ms.max(1)),
+            header_read_timeout: Duration::from_millis(http.header_read_timeout_ms.max(1)),
+            keep_alive: Duration::from_secs(http.keep_alive_seconds.max(1)),
+            max_concurrent_streams: u32::try_from(config.max_concurrent_requests.max(1))
+                .unwrap_or(u32::MAX),
+        }
+    }
+}
+
 /// What one connection is doing: requests in progress (a streamed response counts until its
 /// body ends), and when the last one ended.
 #[derive(Debug)]
@@ -97,7 +118,7 @@ impl Activity {
 /// Raises this process's soft open-files limit to its hard limit, and returns the limit now
 /// in force (`None` where it cannot be read). Each connection holds a descriptor: at the
 /// usual soft limit of 1,024 a thousand idle clients would starve everyone else.
-pub(crate) fn raise_open_files_limit() -> Option<u64> {
+fn raise_open_files_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -15,7 +15,7 @@ use notif_core::ids::{AppId, ClientId, HostName, NotificationId, SubscriptionId,
 use notif_core::notification::{
     DraftContext, FeedKey, Limits, NotificationDraft, VisualContentDraft,
 };
-use notif_core::ports::{NotificationStore, SubscriptionStore};
+use notif_core::ports::{NotificationStore, StoreAdmin as _, SubscriptionStore};
 use notif_core::subscription::{PushChannel, Subscription};
 use notif_core::time::Timestamp;
 use notif_store::SledStore;

@@ -21,8 +21,8 @@ use notif_core::feed::{FeedOp, FeedWrite};
 use notif_core::ids::{NotificationId, SubscriptionId};
 use notif_core::notification::{ChangeSeq, FeedKey, Notification};
 use notif_core::ports::{
-    ChangePage, DeliveryQueue, LeasedJob, ListPage, ListQuery, NotificationStore, StoreError,
-    SubscribeOutcome, SubscriptionStore,
+    ChangePage, DeliveryQueue, LeasedJob, ListPage, ListQuery, NotificationStore, StoreAdmin,
+    StoreError, SubscribeOutcome, SubscriptionStore,
 };
 use notif_core::subscription::Subscription;
 use notif_core::time::Timestamp;
@@ -174,11 +174,7 @@ impl<E: Engine> Store<E> {
         })
     }
 
-    /// Whether the store can take writes: its writer runs and its last commit succeeded.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] saying why not.
-    pub fn health(&self) -> Result<(), StoreError> {
+    fn writer_health(&self) -> Result<(), StoreError> {
         let running = self
             .writer
             .lock()
@@ -194,65 +190,6 @@ impl<E: Engine> Store<E> {
             ))),
             None => Ok(()),
         }
-    }
-
-    /// Writes made so far and their total latency (queueing and flush included).
-    pub fn write_latency(&self) -> (u64, Duration) {
-        (
-            self.writes.count.load(Ordering::Relaxed),
-            Duration::from_nanos(self.writes.nanos.load(Ordering::Relaxed)),
-        )
-    }
-
-    /// How many delivery jobs are queued (pending, leased or waiting to retry). Reads the
-    /// whole job index: for metrics scrapes, not hot paths.
-    ///
-    /// # Errors
-    /// A storage failure.
-    pub async fn pending_jobs(&self) -> Result<u64, StoreError> {
-        self.query(|engine| read::count(engine, crate::engine::Tree::Jobs))
-            .await
-    }
-
-    /// Stops the writer after the queued commands and flushes everything to disk. After it
-    /// returns, the directory can be reopened.
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] when the final flush fails.
-    pub async fn close(self) -> Result<(), StoreError> {
-        let waiting = self.handoff.drain();
-        if !waiting.is_empty() {
-            self.command(true, move |tx| write::release_leases(tx, &waiting))
-                .await?;
-        }
-        let Self {
-            engine,
-            commands,
-            writer,
-            writes: _,
-            handoff: _,
-            health: _,
-        } = self;
-        drop(commands);
-        let writer = writer.lock().ok().and_then(|mut writer| writer.take());
-        tokio::task::spawn_blocking(move || {
-            if let Some(writer) = writer {
-                // A writer that panicked has nothing left to flush; the flush below still runs.
-                let _ = writer.join();
-            }
-            engine.flush()
-        })
-        .await
-        .map_err(|_| StoreError::Unavailable("the closing task failed".into()))?
-    }
-
-    /// Waits until every write acknowledged so far is on disk (a flush shared with any
-    /// concurrent writes).
-    ///
-    /// # Errors
-    /// [`StoreError::Unavailable`] when the store is closed or the flush fails.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.command(true, |_| Ok(())).await
     }
 
     async fn command<T: Send + 'static>(
@@ -373,6 +310,60 @@ fn run_writer<E: Engine>(
         for reply in replies {
             reply(written.clone());
         }
+    }
+}
+
+impl<E: Engine> Drop for Store<E> {
+    /// Ends the writer once the commands queued so far are done, and waits for it, so the
+    /// engine — and a sled directory — is released when the last handle goes.
+    fn drop(&mut self) {
+        let (closed, _) = mpsc::channel(1);
+        drop(std::mem::replace(&mut self.commands, closed));
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(writer) = writer {
+            // A writer that panicked has nothing left to finish.
+            let _ = writer.join();
+        }
+    }
+}
+
+#[async_trait]
+impl<E: Engine> StoreAdmin for Store<E> {
+    /// The writer runs and its last commit succeeded.
+    fn health(&self) -> Result<(), StoreError> {
+        self.writer_health()
+    }
+
+    /// Reads the whole job index.
+    async fn pending_jobs(&self) -> Result<u64, StoreError> {
+        self.query(|engine| read::count(engine, crate::engine::Tree::Jobs))
+            .await
+    }
+
+    fn write_latency(&self) -> (u64, Duration) {
+        (
+            self.writes.count.load(Ordering::Relaxed),
+            Duration::from_nanos(self.writes.nanos.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// A flush shared with any concurrent writes.
+    async fn flush(&self) -> Result<(), StoreError> {
+        self.command(true, |_| Ok(())).await
+    }
+
+    /// Jobs waiting in the hand-off, never taken, are written back due.
+    async fn close(&self) -> Result<(), StoreError> {
+        let waiting = self.handoff.drain();
+        if !waiting.is_empty() {
+            self.command(true, move |tx| write::release_leases(tx, &waiting))
+                .await?;
+        }
+        self.command(true, |_| Ok(())).await
     }
 }
 

@@ -26,6 +26,7 @@ pub(crate) enum EceError {
     #[error("p256dh is not a P-256 public key")]
     PublicKey,
     /// The private key is not a 32-byte P-256 scalar.
+    #[cfg(any(test, feature = "sandbox"))]
     #[error("not a P-256 private key")]
     PrivateKey,
     /// The `auth` secret is not 16 bytes.
@@ -35,6 +36,7 @@ pub(crate) enum EceError {
     #[error("message too long for one record")]
     TooLong,
     /// The body is not one well-formed `aes128gcm` record for this key.
+    #[cfg(any(test, feature = "sandbox"))]
     #[error("not an aes128gcm message for this subscription")]
     Malformed,
     /// The cryptographic library failed.
@@ -90,6 +92,7 @@ fn encrypt_with(
     Ok(body)
 }
 
+#[cfg(any(test, feature = "sandbox"))]
 /// Decrypts a one-record `aes128gcm` push with the subscription's private key (a 32-byte
 /// P-256 scalar) and `auth` secret: what a browser does on receipt; the sandbox's Web Push
 /// provider uses it to read what it was sent.

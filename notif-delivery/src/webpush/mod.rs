@@ -20,6 +20,7 @@ use crate::error::Error;
 use crate::http::{HttpConfig, client};
 use vapid::Vapid;
 
+#[cfg(feature = "sandbox")]
 pub(crate) use ece::decrypt;
 pub use vapid::P256Key;
 

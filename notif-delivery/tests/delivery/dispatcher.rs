@@ -11,13 +11,14 @@ use notif_core::delivery::{DeliveryState, RetryPolicy};
 use notif_core::ids::{AppId, ClientId, HostName, UserId};
 use notif_core::notification::Limits;
 use notif_core::platform::Platform;
+use notif_core::ports::FeedEvents as _;
 use notif_core::ports::{AppRegistry, NotificationStore};
 use notif_core::service::{Caller, NotifService, Ports};
 use notif_core::subscription::ChannelPolicy;
 use notif_core::testing::SequentialIds;
 use notif_delivery::sandbox::{Chaos, FakeResponse};
 use notif_delivery::{Dispatcher, DispatcherConfig, Gateways, SystemClock};
-use notif_store::MemoryStore;
+use notif_store::{LocalEvents, MemoryStore};
 use tokio::sync::oneshot;
 
 use crate::fixtures::{HOST, Sandbox, visual_draft};
@@ -34,6 +35,7 @@ impl AppRegistry for DemoApp {
 struct Harness {
     sandbox: Sandbox,
     store: Arc<MemoryStore>,
+    events: Arc<LocalEvents>,
     service: NotifService,
     alice: Principal,
 }
@@ -41,6 +43,7 @@ struct Harness {
 impl Harness {
     async fn start() -> Self {
         let store = Arc::new(MemoryStore::new());
+        let events = LocalEvents::new();
         let app = App {
             id: AppId::new("demo").unwrap(),
             host_name: HostName::new(HOST).unwrap(),
@@ -54,6 +57,7 @@ impl Harness {
             apps: Arc::new(DemoApp(app)),
             clock: Arc::new(SystemClock),
             ids: Arc::new(SequentialIds::new()),
+            events: events.clone(),
         };
         let policy = ChannelPolicy {
             allow_loopback: true,
@@ -62,6 +66,7 @@ impl Harness {
         Self {
             sandbox: Sandbox::start().await,
             store,
+            events,
             service: NotifService::new(ports, Limits::default(), policy),
             alice: Principal {
                 user: Some(UserId::new("alice").unwrap()),
@@ -103,15 +108,18 @@ impl Harness {
             drain_timeout: Duration::from_secs(5),
             ..DispatcherConfig::default()
         };
-        Dispatcher::new(self.store.clone(), gateways, Arc::new(SystemClock), config)
+        Dispatcher::new(
+            self.store.clone(),
+            gateways,
+            Arc::new(SystemClock),
+            config,
+            self.events.watch_jobs(),
+        )
     }
 
-    /// Creates `count` notifications, returning their ids.
-    async fn create(
-        &self,
-        count: usize,
-        waker: &tokio::sync::Notify,
-    ) -> Vec<notif_core::ids::NotificationId> {
+    /// Creates `count` notifications, returning their ids; the service's events wake the
+    /// dispatcher.
+    async fn create(&self, count: usize) -> Vec<notif_core::ids::NotificationId> {
         let mut ids = Vec::new();
         for index in 0..count {
             let created = self
@@ -120,7 +128,6 @@ impl Harness {
                 .await
                 .unwrap();
             ids.push(created.notification.id);
-            waker.notify_one();
         }
         ids
     }
@@ -182,12 +189,11 @@ async fn every_push_arrives_despite_random_failures() {
         seed: 7,
     }));
     let dispatcher = harness.dispatcher(16);
-    let waker = dispatcher.waker();
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(dispatcher.run(async move {
         let _ = stopped.await;
     }));
-    let ids = harness.create(15, &waker).await;
+    let ids = harness.create(15).await;
     eventually(Duration::from_secs(60), || async {
         all_delivered(&harness.states(&ids).await, 60)
     })
@@ -235,12 +241,11 @@ async fn concurrency_never_exceeds_the_bound() {
         std::iter::repeat_n(FakeResponse::Hang(Duration::from_millis(60)), 40),
     );
     let dispatcher = harness.dispatcher(4);
-    let waker = dispatcher.waker();
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(dispatcher.run(async move {
         let _ = stopped.await;
     }));
-    let ids = harness.create(40, &waker).await;
+    let ids = harness.create(40).await;
     eventually(Duration::from_secs(30), || async {
         all_delivered(&harness.states(&ids).await, 40)
     })
@@ -266,12 +271,11 @@ async fn only_gone_signals_prune_subscriptions() {
         [FakeResponse::ServerError(503), FakeResponse::Reset],
     );
     let dispatcher = harness.dispatcher(4);
-    let waker = dispatcher.waker();
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(dispatcher.run(async move {
         let _ = stopped.await;
     }));
-    let ids = harness.create(1, &waker).await;
+    let ids = harness.create(1).await;
     eventually(Duration::from_secs(20), || async {
         let states = harness.states(&ids).await;
         states.contains(&DeliveryState::EndpointGone)
@@ -302,12 +306,11 @@ async fn shutdown_drains_sends_in_flight() {
         std::iter::repeat_n(FakeResponse::Hang(Duration::from_millis(300)), 3),
     );
     let dispatcher = harness.dispatcher(8);
-    let waker = dispatcher.waker();
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(dispatcher.run(async move {
         let _ = stopped.await;
     }));
-    let ids = harness.create(3, &waker).await;
+    let ids = harness.create(3).await;
     eventually(Duration::from_secs(10), || async {
         harness.sandbox.providers.pushes().len() == 3
     })
@@ -331,12 +334,11 @@ async fn a_hanging_provider_holds_up_only_its_own_pushes() {
         std::iter::repeat_n(FakeResponse::Hang(Duration::from_secs(3600)), 1000),
     );
     let dispatcher = harness.dispatcher(1);
-    let waker = dispatcher.waker();
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(dispatcher.run(async move {
         let _ = stopped.await;
     }));
-    let ids = harness.create(40, &waker).await;
+    let ids = harness.create(40).await;
     let delivered_to = |platform: Platform| {
         harness
             .sandbox

@@ -19,14 +19,14 @@ use serde_json::json;
 
 use super::edge::ApiVersion;
 use super::json;
-use crate::context::{Authenticated, Context};
 use crate::convert;
 use crate::error::ApiError;
+use crate::state::{Authenticated, ServerState};
 
-type Shared = State<Arc<Context>>;
+type Shared = State<Arc<ServerState>>;
 type Params = Query<HashMap<String, String>>;
 
-pub(super) fn routes() -> Router<Arc<Context>> {
+pub(super) fn routes() -> Router<Arc<ServerState>> {
     Router::new()
         .route(
             "/me/notifications",
@@ -48,7 +48,10 @@ pub(super) fn routes() -> Router<Arc<Context>> {
         )
 }
 
-async fn authenticate(context: &Context, headers: &HeaderMap) -> Result<Authenticated, ApiError> {
+async fn authenticate(
+    context: &ServerState,
+    headers: &HeaderMap,
+) -> Result<Authenticated, ApiError> {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     context
         .authenticate(
@@ -60,7 +63,7 @@ async fn authenticate(context: &Context, headers: &HeaderMap) -> Result<Authenti
 
 /// Runs a handler body, recording it under `method`.
 async fn observed(
-    context: &Context,
+    context: &ServerState,
     method: &str,
     handler: impl Future<Output = Result<Response, ApiError>>,
 ) -> Response {
@@ -71,12 +74,12 @@ async fn observed(
 }
 
 /// The base of the links in an answer: the origin and the API version of the request.
-fn base(context: &Context, headers: &HeaderMap, version: ApiVersion) -> String {
+fn base(context: &ServerState, headers: &HeaderMap, version: ApiVersion) -> String {
     context.links.base(headers, version)
 }
 
 async fn body_json(
-    context: &Context,
+    context: &ServerState,
     headers: &HeaderMap,
     body: Bytes,
 ) -> Result<serde_json::Value, ApiError> {
@@ -99,7 +102,6 @@ async fn create(
         let draft = json::notification_draft(&body_json(&context, &headers, body).await?)?;
         let created = context.service.create(caller.caller(), draft).await?;
         context.metrics.created(created.replaced);
-        context.wrote(&created.notification.feed);
         let entity = json::notification(&base(&context, &headers, version), &created.notification);
         let location = format!(
             "{}/me/notifications/{}",
@@ -237,7 +239,6 @@ async fn update(
         let notification = updated
             .first()
             .ok_or(ApiError::Domain(notif_core::Error::NotFound))?;
-        context.wrote(&notification.feed);
         Ok(Json(json::notification(
             &base(&context, &headers, version),
             notification,
@@ -248,14 +249,11 @@ async fn update(
 }
 
 async fn delete_target(
-    context: &Context,
+    context: &ServerState,
     caller: &Authenticated,
     target: Target,
 ) -> Result<Response, ApiError> {
-    let deleted = context.service.delete(caller.caller(), target).await?;
-    if let Some(first) = deleted.first() {
-        context.wrote(&first.feed);
-    }
+    context.service.delete(caller.caller(), target).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -14,10 +14,10 @@ use axum::{Json, Router};
 use notif_auth::{OAuthError, TokenRequest};
 use serde::Deserialize;
 
-use crate::context::Context;
 use crate::error::graph_error;
+use crate::state::ServerState;
 
-pub(super) fn routes() -> Router<Arc<Context>> {
+pub(super) fn routes() -> Router<Arc<ServerState>> {
     Router::new()
         .route("/oauth2/v2.0/token", post(token))
         .route("/dev/sign-in", post(sign_in))
@@ -63,7 +63,7 @@ fn parse<T: for<'de> Deserialize<'de>>(headers: &HeaderMap, body: &[u8]) -> Resu
 }
 
 async fn token(
-    State(context): State<Arc<Context>>,
+    State(context): State<Arc<ServerState>>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
     body: Bytes,
@@ -88,7 +88,11 @@ struct SignIn {
     user: String,
 }
 
-async fn sign_in(State(context): State<Arc<Context>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn sign_in(
+    State(context): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let Some(identity) = &context.identity else {
         return no_identity_provider();
     };
@@ -102,14 +106,14 @@ async fn sign_in(State(context): State<Arc<Context>>, headers: HeaderMap, body: 
     }
 }
 
-async fn discovery(State(context): State<Arc<Context>>) -> Response {
+async fn discovery(State(context): State<Arc<ServerState>>) -> Response {
     match &context.identity {
         Some(identity) => Json(identity.openid_configuration()).into_response(),
         None => no_identity_provider(),
     }
 }
 
-async fn jwks(State(context): State<Arc<Context>>) -> Response {
+async fn jwks(State(context): State<Arc<ServerState>>) -> Response {
     match &context.identity {
         Some(identity) => Json(identity.jwks()).into_response(),
         None => no_identity_provider(),

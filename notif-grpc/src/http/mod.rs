@@ -14,13 +14,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
-use crate::context::Context;
+use crate::state::ServerState;
 
 pub(crate) use edge::{edge, request_id};
 pub(crate) use links::Links;
 
 /// Every HTTP route.
-pub(crate) fn router(context: Arc<Context>) -> Router {
+pub(crate) fn router(context: Arc<ServerState>) -> Router {
     let body_limit = DefaultBodyLimit::max(context.max_body_bytes);
     Router::new()
         .merge(graph::routes())

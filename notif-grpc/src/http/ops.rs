@@ -10,10 +10,10 @@ use axum::{Json, Router};
 use base64::Engine as _;
 use serde_json::json;
 
-use crate::context::Context;
 use crate::error::graph_error;
+use crate::state::ServerState;
 
-pub(super) fn routes() -> Router<Arc<Context>> {
+pub(super) fn routes() -> Router<Arc<ServerState>> {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
@@ -24,7 +24,7 @@ pub(super) fn routes() -> Router<Arc<Context>> {
 
 /// Ready when not shutting down, the store takes writes and the dispatcher runs; otherwise
 /// 503 saying which is not.
-async fn ready(State(context): State<Arc<Context>>) -> Response {
+async fn ready(State(context): State<Arc<ServerState>>) -> Response {
     let mut problems = Vec::new();
     if *context.shutting_down.borrow() {
         problems.push("shutting down".to_owned());
@@ -42,7 +42,7 @@ async fn ready(State(context): State<Arc<Context>>) -> Response {
     }
 }
 
-async fn metrics(State(context): State<Arc<Context>>) -> Response {
+async fn metrics(State(context): State<Arc<ServerState>>) -> Response {
     let store = crate::metrics::Figures {
         pending_jobs: context.store.pending_jobs().await.ok(),
         writes: context.store.write_latency(),
@@ -63,7 +63,7 @@ fn no_sandbox() -> Response {
     )
 }
 
-async fn sandbox(State(context): State<Arc<Context>>) -> Response {
+async fn sandbox(State(context): State<Arc<ServerState>>) -> Response {
     let Some(sandbox) = &context.sandbox else {
         return no_sandbox();
     };
@@ -75,7 +75,7 @@ async fn sandbox(State(context): State<Arc<Context>>) -> Response {
     .into_response()
 }
 
-async fn sandbox_pushes(State(context): State<Arc<Context>>) -> Response {
+async fn sandbox_pushes(State(context): State<Arc<ServerState>>) -> Response {
     let Some(sandbox) = &context.sandbox else {
         return graph_error(
             StatusCode::NOT_FOUND,

@@ -10,6 +10,7 @@ use notif_core::delivery::DeliveryState;
 use notif_core::ids::{AppId, NotificationId, UserId};
 use notif_core::notification::FeedKey;
 use notif_core::ports::NotificationStore;
+use notif_core::ports::StoreAdmin as _;
 use notif_core::time::Timestamp;
 use notif_store::SledStore;
 

@@ -80,6 +80,7 @@ impl Harness {
             apps: Arc::new(StaticApps::new()),
             clock: clock.clone(),
             ids: Arc::new(SequentialIds::new()),
+            events: notif_store::LocalEvents::new(),
         };
         let policy = ChannelPolicy {
             allow_loopback: true,

@@ -20,7 +20,7 @@ use notif_core::notification::{
     VisualContentDraft,
 };
 use notif_core::ports::{
-    DeliveryQueue, ListQuery, NotificationStore, StoreError, SubscriptionStore,
+    DeliveryQueue, ListQuery, NotificationStore, StoreAdmin, StoreError, SubscriptionStore,
 };
 use notif_core::subscription::{ChannelPolicy, Subscription};
 use notif_core::time::Timestamp;
@@ -642,6 +642,8 @@ async fn the_leases_of_a_previous_process_are_voided_at_open() {
     let later = START.saturating_add(Duration::from_secs(1));
     assert!(store.lease_due(later, 10, lease).await.unwrap().is_empty());
     store.close().await.unwrap();
+    // The last handle goes as the process would: the directory is free for the next one.
+    drop(store);
 
     let reopened = SledStore::open(directory.path()).unwrap();
     let mut sent_again: Vec<(NotificationId, ChangeSeq)> = reopened

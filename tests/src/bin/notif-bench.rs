@@ -20,7 +20,7 @@ use notif_core::notification::{
     ChangeSeq, DraftContext, FeedKey, Limits, NotificationDraft, VisualContentDraft,
 };
 use notif_core::platform::Platform;
-use notif_core::ports::{ListQuery, NotificationStore};
+use notif_core::ports::{ListQuery, NotificationStore, StoreAdmin as _};
 use notif_core::time::Timestamp;
 use notif_grpc::RateLimits;
 use notif_grpc::pb;

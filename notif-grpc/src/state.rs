@@ -1,5 +1,5 @@
-//! `Context`: what every handler shares — the use cases, token verification, rate limits,
-//! metrics, and the signals a write raises (feed changed, jobs queued).
+//! `ServerState`: what every handler shares — the use cases, token verification, rate limits,
+//! metrics, the store's operations and the feed events streams follow.
 
 use std::fmt;
 use std::sync::Arc;
@@ -7,21 +7,20 @@ use std::time::Instant;
 
 use notif_auth::IdentityProvider;
 use notif_core::app::{Action, Principal};
-use notif_core::notification::FeedKey;
-use notif_core::ports::{AppRegistry, TokenVerifier};
+use notif_core::ports::{AppRegistry, FeedEvents, StoreAdmin, TokenVerifier};
 use notif_core::service::{Caller, NotifService};
 use notif_delivery::sandbox::SandboxProviders;
-use tokio::sync::{Notify, broadcast, watch};
+use tokio::sync::watch;
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::rate_limit::RateLimiter;
 
 /// Shared by every handler.
-pub(crate) struct Context {
+pub(crate) struct ServerState {
     pub(crate) service: NotifService,
-    /// The store itself, for its metrics (queue depth, write latency).
-    pub(crate) store: Arc<notif_store::SledStore>,
+    /// The store's operations: health, queue depth, write latency.
+    pub(crate) store: Arc<dyn StoreAdmin>,
     pub(crate) verifier: Arc<dyn TokenVerifier>,
     pub(crate) apps: Arc<dyn AppRegistry>,
     pub(crate) identity: Option<Arc<IdentityProvider>>,
@@ -32,18 +31,16 @@ pub(crate) struct Context {
     pub(crate) links: crate::http::Links,
     /// Largest HTTP request body, compressed or inflated.
     pub(crate) max_body_bytes: usize,
-    /// Feeds that changed, for `WatchChanges`.
-    pub(crate) changes: broadcast::Sender<FeedKey>,
-    /// Wakes the dispatcher after jobs were written.
-    pub(crate) dispatcher_wake: Arc<Notify>,
+    /// What writes announce: `WatchChanges` streams wait on their feed's.
+    pub(crate) events: Arc<dyn FeedEvents>,
     /// Turns true when the server shuts down, ending streams.
     pub(crate) shutting_down: watch::Receiver<bool>,
 }
 
-impl fmt::Debug for Context {
+impl fmt::Debug for ServerState {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter
-            .debug_struct("Context")
+            .debug_struct("ServerState")
             .field("links", &self.links)
             .finish_non_exhaustive()
     }
@@ -65,7 +62,7 @@ impl Authenticated {
     }
 }
 
-impl Context {
+impl ServerState {
     /// Verifies the `authorization` header value and applies the rate limits.
     pub(crate) async fn authenticate(
         &self,
@@ -109,13 +106,6 @@ impl Context {
             .await
             .ok()?;
         Some(feed.user.as_str().to_owned())
-    }
-
-    /// Announces a write to `feed`: watchers re-read it, the dispatcher looks for new jobs.
-    pub(crate) fn wrote(&self, feed: &FeedKey) {
-        // No watcher is listening: nothing to tell.
-        let _ = self.changes.send(feed.clone());
-        self.dispatcher_wake.notify_one();
     }
 
     /// Records a finished request.
