@@ -12,8 +12,11 @@
 //!
 //! # Embedding
 //!
-//! Give [`service::NotifService`] its ports — here the in-memory store from `notif-store`, a
-//! static app registry, a clock and an id generator — and call the use cases:
+//! Give [`service::NotifService`] its ports — here the in-memory store and the in-process
+//! feed events from `notif-store`, a static app registry, a clock and an id generator — and
+//! call the use cases. To also push to devices, start a `notif_delivery::Runtime` over the
+//! same storage and events: `notif-delivery/examples/embedded.rs` does, against the sandbox
+//! providers.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -69,6 +72,7 @@
 //!         apps: Arc::new(OneApp(app)),
 //!         clock: Arc::new(NoonClock),
 //!         ids: Arc::new(CountingIds::default()),
+//!         events: notif_store::LocalEvents::new(),
 //!     },
 //!     Limits::default(),
 //!     ChannelPolicy::default(),
@@ -103,6 +107,8 @@
 //! - [`subscription`] — device subscriptions and channel validation.
 //! - [`fanout`] — delivery jobs and `plan_fan_out`.
 //! - [`feed`] — feed writes (create-or-replace, state, delete) as pure functions.
+//! - [`queue`] — the delivery queue's rules: supersede or wait behind an in-flight job,
+//!   release a waiting successor, drop at lease time, the unread count.
 //! - [`push`] — the push envelope and the per-platform mapping decisions.
 //! - [`delivery`] — delivery outcomes, the retry policy and delivery status.
 //! - [`ports`] — the traits adapters implement.
@@ -124,6 +130,7 @@ pub mod ports;
 #[cfg(test)]
 mod properties;
 pub mod push;
+pub mod queue;
 pub mod service;
 pub mod subscription;
 #[cfg(any(test, feature = "testing"))]

@@ -9,8 +9,9 @@ use notif_core::delivery::{DeliveryRecord, DeliveryState, Settlement};
 use notif_core::fanout::DeliveryJob;
 use notif_core::feed::{self, FeedOp, FeedState, FeedWrite, Target};
 use notif_core::ids::{GroupName, NotificationId, SubscriptionId};
-use notif_core::notification::{ChangeSeq, FeedKey, Notification, ReadState, Status};
+use notif_core::notification::{ChangeSeq, FeedKey, Notification};
 use notif_core::ports::{LeasedJob, StoreError, SubscribeOutcome};
+use notif_core::queue::{self, AtLease, AtSettle, Enqueue, Held, Queued};
 use notif_core::subscription::Subscription;
 use notif_core::time::Timestamp;
 use uuid::Uuid;
@@ -161,10 +162,6 @@ fn set_group_membership<E: Engine + ?Sized>(
     Ok(())
 }
 
-fn counts_as_unread(notification: &Notification) -> bool {
-    notification.status == Status::Active && notification.read_state == ReadState::Unread
-}
-
 /// Writes a new version of a notification with its indexes; returns the feed's new unread count.
 fn put_notification<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
@@ -209,9 +206,7 @@ fn put_notification<E: Engine + ?Sized>(
         keys::expiry_key(notification.expiration, feed, id),
         &[],
     );
-    let was_unread = previous.is_some_and(counts_as_unread);
-    let is_unread = counts_as_unread(notification);
-    Ok(unread.saturating_sub(u64::from(was_unread)) + u64::from(is_unread))
+    Ok(queue::unread_after(unread, previous, notification))
 }
 
 /// Queues `job`, superseding a pending job for the same (notification, subscription). A job
@@ -229,26 +224,43 @@ fn put_job<E: Engine + ?Sized>(
 ) -> Result<Option<DeliveryJob>, StoreError> {
     let key = keys::job_key(job.notification, job.subscription);
     let mut job = job.clone();
-    let mut waiting = false;
+    let mut queued = Queued::Nothing;
     if let Some(previous) = tx.record::<JobRecord>(Tree::Jobs, &key)? {
         let leased_until = previous.lease_end().filter(|lease_end| *lease_end > now);
+        let waits = previous.waits_for_in_flight();
         // An undecodable job is overwritten, and its orphaned due entry is dropped when it
         // comes due.
-        let previous = previous
-            .into_domain(&key)
-            .ok()
-            .map(|(_, previous)| previous);
-        if let Some(previous) = &previous {
+        if let Ok((_, previous)) = previous.into_domain(&key) {
+            let change_seq = previous.change_seq;
+            // Decided before the hand-off is touched: a job this one would not replace stays
+            // where it is, handed over or not.
+            if queue::enqueue(Queued::Pending { change_seq }, &job, now) == Enqueue::Keep {
+                return Ok(None);
+            }
+            queued = match leased_until {
+                // Handed over but never taken: never sent, superseded like a pending job.
+                Some(_) if tx.withdraw_handed_over(&previous) => Queued::HandedOver { change_seq },
+                Some(lease_end) => Queued::InFlight {
+                    change_seq,
+                    lease_end,
+                },
+                None if waits && previous.due > now => Queued::Waiting {
+                    change_seq,
+                    until: previous.due,
+                },
+                None => Queued::Pending { change_seq },
+            };
             tx.delete(Tree::Due, keys::due_key(previous.due, &key));
         }
-        let in_flight = previous
-            .as_ref()
-            .is_none_or(|previous| !tx.withdraw_handed_over(previous));
-        if let Some(lease_end) = leased_until.filter(|_| in_flight) {
-            job.due = lease_end;
-            waiting = true;
-        }
     }
+    let waiting = match queue::enqueue(queued, &job, now) {
+        Enqueue::Keep => return Ok(None),
+        Enqueue::Replace => false,
+        Enqueue::WaitBehind { until } => {
+            job.due = until;
+            true
+        }
+    };
     let lease_end = lease_end.filter(|_| !waiting);
     let record = match lease_end {
         // Leased as the dispatcher would lease it: due again only if the lease lapses.
@@ -488,12 +500,16 @@ pub(crate) fn lease_due<E: Engine + ?Sized>(
         }
         let notification = tx.notification(&feed, job.notification)?;
         let subscription = tx.subscription(job.subscription)?;
-        match (notification, subscription) {
-            (Some(notification), _) if notification.expiration <= now => {
+        match (
+            queue::at_lease(notification.as_ref(), subscription.as_ref(), now),
+            notification,
+            subscription,
+        ) {
+            (AtLease::Expired, _, _) => {
                 remove_job(tx, &job);
                 put_status(tx, &job, DeliveryState::Expired, job.attempts, now);
             }
-            (Some(notification), Some(subscription)) if subscription.is_live(now) => {
+            (AtLease::Lease, Some(notification), Some(subscription)) => {
                 let mut leased_job = job.clone();
                 leased_job.due = now.saturating_add(lease);
                 tx.delete(Tree::Due, due_key);
@@ -509,19 +525,18 @@ pub(crate) fn lease_due<E: Engine + ?Sized>(
                     subscription,
                 });
             }
-            (notification, _) => {
+            (AtLease::EndpointGone, _, _) => {
                 remove_job(tx, &job);
-                if notification.is_some() {
-                    let reason = "the subscription was removed or lapsed".to_owned();
-                    put_status(
-                        tx,
-                        &job,
-                        DeliveryState::Failed { reason },
-                        job.attempts,
-                        now,
-                    );
-                }
+                let reason = "the subscription was removed or lapsed".to_owned();
+                put_status(
+                    tx,
+                    &job,
+                    DeliveryState::Failed { reason },
+                    job.attempts,
+                    now,
+                );
             }
+            (AtLease::Orphan | AtLease::Lease, _, _) => remove_job(tx, &job),
         }
     }
     Ok(leased)
@@ -618,22 +633,27 @@ fn settle_one<E: Engine + ?Sized>(
 ) -> Result<(), StoreError> {
     let key = keys::job_key(job.notification, job.subscription);
     let record = tx.record::<JobRecord>(Tree::Jobs, &key)?;
-    let newer_waits = record.as_ref().is_some_and(JobRecord::waits_for_in_flight);
+    let waits = record.as_ref().is_some_and(JobRecord::waits_for_in_flight);
     let current = record.map(|record| record.into_domain(&key)).transpose()?;
-    if let Some((feed, newer)) = &current
-        && newer.change_seq != job.change_seq
-        && newer_waits
-    {
-        // A newer change superseded the job while it was in flight and waited for it: it may
-        // go now.
-        let released = DeliveryJob {
-            due: now,
-            ..newer.clone()
-        };
-        requeue(tx, feed, newer.due, &released);
-    }
-    // Otherwise a newer change is left alone; only the job's own change settles.
-    let current = current.filter(|(_, current)| current.change_seq == job.change_seq);
+    let held = match &current {
+        None => Held::Nothing,
+        Some((_, current)) if current.change_seq == job.change_seq => Held::Same,
+        Some(_) => Held::Newer { waiting: waits },
+    };
+    let current = match (queue::at_settle(held), current) {
+        (AtSettle::Apply, current) => current,
+        (AtSettle::ReleaseSuccessor, Some((feed, newer))) => {
+            // A newer change superseded the job while it was in flight and waited for it:
+            // it may go now.
+            let released = DeliveryJob {
+                due: now,
+                ..newer.clone()
+            };
+            requeue(tx, &feed, newer.due, &released);
+            None
+        }
+        (AtSettle::ReleaseSuccessor | AtSettle::Stale, _) => None,
+    };
     let attempts = job.attempts.saturating_add(1);
     match settlement {
         Settlement::RemoveSubscription => {
@@ -748,7 +768,7 @@ fn remove_notification<E: Engine + ?Sized>(
     if let Some(group) = &notification.group_name {
         set_group_membership(tx, feed, group, id, false)?;
     }
-    if counts_as_unread(notification) {
+    if queue::counts_as_unread(notification) {
         let mut meta = tx.feed_meta(feed)?;
         meta.unread = meta.unread.saturating_sub(1);
         tx.put(Tree::Feeds, keys::feed_prefix(feed), &meta);
