@@ -11,6 +11,7 @@
 //! - `store` — [`Store`], [`SledStore`], [`MemoryStore`]: the ports, the group-committing
 //!   writer and its supervision.
 //! - `events` — [`LocalEvents`]: one process's feed and job wake-ups.
+//! - `contract` (feature) — the exported contract suite every store implementation runs.
 //! - `engine` — the engines and the tree layout.
 //! - `write` — every write command, each one atomic commit.
 //! - `handoff` — jobs leased as they are written, waiting in memory for the dispatcher.
@@ -24,6 +25,8 @@
 //! [`DeliveryQueue`]: notif_core::ports::DeliveryQueue
 //! [`StoreAdmin`]: notif_core::ports::StoreAdmin
 
+#[cfg(feature = "contract")]
+pub mod contract;
 mod engine;
 mod events;
 #[cfg(test)]

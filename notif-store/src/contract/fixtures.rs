@@ -1,4 +1,4 @@
-//! Shared fixtures: a harness over either store with a fixed clock, apps, principals, drafts.
+//! The suite's fixtures: a harness over a store with a fixed clock, apps, principals, drafts.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,27 +6,26 @@ use std::time::Duration;
 use notif_core::app::{App, Principal, SCOPE_CREATED_BY_APP};
 use notif_core::ids::{AppId, ClientId, HostName, UserId};
 use notif_core::notification::{Limits, NotificationDraft, VisualContentDraft};
-use notif_core::ports::{AppRegistry, DeliveryQueue, NotificationStore, SubscriptionStore};
+use notif_core::ports::AppRegistry;
 use notif_core::service::{Caller, NotifService, Ports};
 use notif_core::subscription::{ChannelDraft, ChannelPolicy};
 use notif_core::testing::{FixedClock, SequentialIds};
 use notif_core::time::Timestamp;
-use notif_store::{MemoryStore, SledStore};
-use tempfile::TempDir;
 
-pub(crate) const START: Timestamp = Timestamp::from_unix_millis(1_800_000_000_000);
-pub(crate) const DEMO_HOST: &str = "graphnotifications.sample.windows.com";
+use super::{StoreFactory, StorePorts};
 
-/// All three storage ports in one object.
-pub(crate) trait StorePorts: NotificationStore + SubscriptionStore + DeliveryQueue {}
-impl<T: NotificationStore + SubscriptionStore + DeliveryQueue> StorePorts for T {}
+/// The fixed clock's start.
+pub const START: Timestamp = Timestamp::from_unix_millis(1_800_000_000_000);
+/// The demo app's host name.
+pub const DEMO_HOST: &str = "graphnotifications.sample.windows.com";
 
 /// Two apps: `demo` (service `demo-app-service`, device `demo-client`) and `other`.
 #[derive(Debug)]
-pub(crate) struct StaticApps(Vec<App>);
+pub struct StaticApps(Vec<App>);
 
 impl StaticApps {
-    pub(crate) fn new() -> Self {
+    /// The two apps.
+    pub fn new() -> Self {
         let app = |id: &str, host: &str, clients: &[&str]| App {
             id: AppId::new(id).unwrap(),
             host_name: HostName::new(host).unwrap(),
@@ -45,6 +44,12 @@ impl StaticApps {
     }
 }
 
+impl Default for StaticApps {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl AppRegistry for StaticApps {
     fn app_for_client(&self, client: &ClientId) -> Option<App> {
         self.0
@@ -54,25 +59,32 @@ impl AppRegistry for StaticApps {
     }
 }
 
-pub(crate) struct Harness {
-    pub(crate) store: Arc<dyn StorePorts>,
-    pub(crate) service: NotifService,
-    pub(crate) clock: Arc<FixedClock>,
-    _directory: Option<TempDir>,
+/// A store under test with the use cases over it, a fixed clock and two apps.
+pub struct Harness {
+    /// The store under test.
+    pub store: Arc<dyn StorePorts>,
+    /// The use cases over it.
+    pub service: NotifService,
+    /// The clock the use cases read.
+    pub clock: Arc<FixedClock>,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Harness")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Harness {
-    pub(crate) fn memory() -> Self {
-        Self::over(Arc::new(MemoryStore::new()), None)
+    /// A harness over a fresh store from `factory`.
+    pub fn new(factory: &dyn StoreFactory) -> Self {
+        Self::over(factory.fresh())
     }
 
-    pub(crate) fn sled() -> Self {
-        let directory = tempfile::tempdir().unwrap();
-        let store = SledStore::open(directory.path()).unwrap();
-        Self::over(Arc::new(store), Some(directory))
-    }
-
-    fn over(store: Arc<dyn StorePorts>, directory: Option<TempDir>) -> Self {
+    fn over(store: Arc<dyn StorePorts>) -> Self {
         let clock = Arc::new(FixedClock::new(START));
         let ports = Ports {
             notifications: store.clone(),
@@ -80,7 +92,7 @@ impl Harness {
             apps: Arc::new(StaticApps::new()),
             clock: clock.clone(),
             ids: Arc::new(SequentialIds::new()),
-            events: notif_store::LocalEvents::new(),
+            events: crate::LocalEvents::new(),
         };
         let policy = ChannelPolicy {
             allow_loopback: true,
@@ -90,20 +102,22 @@ impl Harness {
             store,
             service: NotifService::new(ports, Limits::default(), policy),
             clock,
-            _directory: directory,
         }
     }
 
-    pub(crate) fn advance(&self, duration: Duration) {
+    /// Moves the clock on by `duration`.
+    pub fn advance(&self, duration: Duration) {
         self.clock.advance(duration);
     }
 }
 
-pub(crate) fn user(name: &str) -> Principal {
+/// A delegated principal for `name` on the demo device client.
+pub fn user(name: &str) -> Principal {
     delegated(name, "demo-client")
 }
 
-pub(crate) fn delegated(name: &str, client: &str) -> Principal {
+/// A delegated principal for `name` on `client`.
+pub fn delegated(name: &str, client: &str) -> Principal {
     Principal {
         user: Some(UserId::new(name).unwrap()),
         client_id: ClientId::new(client).unwrap(),
@@ -112,7 +126,8 @@ pub(crate) fn delegated(name: &str, client: &str) -> Principal {
     }
 }
 
-pub(crate) fn app_only(client: &str) -> Principal {
+/// An app-only principal of `client`.
+pub fn app_only(client: &str) -> Principal {
     Principal {
         user: None,
         client_id: ClientId::new(client).unwrap(),
@@ -121,14 +136,16 @@ pub(crate) fn app_only(client: &str) -> Principal {
     }
 }
 
-pub(crate) fn caller(principal: &Principal) -> Caller<'_> {
+/// `principal` calling without a subscription id.
+pub fn caller(principal: &Principal) -> Caller<'_> {
     Caller {
         principal,
         subscription_id: None,
     }
 }
 
-pub(crate) fn draft(key: &str) -> NotificationDraft {
+/// A visual notification `key` for the demo app.
+pub fn draft(key: &str) -> NotificationDraft {
     NotificationDraft {
         target_host_name: Some(DEMO_HOST.into()),
         app_notification_id: Some(key.into()),
@@ -140,14 +157,16 @@ pub(crate) fn draft(key: &str) -> NotificationDraft {
     }
 }
 
-pub(crate) fn grouped(key: &str, group: &str) -> NotificationDraft {
+/// [`draft`] in `group`.
+pub fn grouped(key: &str, group: &str) -> NotificationDraft {
     NotificationDraft {
         group_name: Some(group.into()),
         ..draft(key)
     }
 }
 
-pub(crate) fn channel(platform: &str, device: u32) -> ChannelDraft {
+/// A channel of `platform` for `device`, valid without loopback.
+pub fn channel(platform: &str, device: u32) -> ChannelDraft {
     let base = ChannelDraft {
         platform: Some(platform.into()),
         ..ChannelDraft::default()

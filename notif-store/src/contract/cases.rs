@@ -14,7 +14,7 @@ use notif_core::ports::ListQuery;
 use notif_core::service::{Caller, Created};
 use notif_core::time::Timestamp;
 
-use crate::fixtures::*;
+use super::fixtures::*;
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -26,7 +26,8 @@ fn by_key(key: &str) -> Target {
     Target::AppNotificationId(AppNotificationId::new(key).unwrap())
 }
 
-pub(crate) async fn create_then_get_and_list(harness: Harness) {
+/// Contract: create then get and list.
+pub async fn create_then_get_and_list(harness: Harness) {
     let alice = user("alice");
     let created = harness
         .service
@@ -50,7 +51,8 @@ pub(crate) async fn create_then_get_and_list(harness: Harness) {
     assert_eq!(page.unread_count, 1);
 }
 
-pub(crate) async fn replacing_keeps_the_id_and_resets_state(harness: Harness) {
+/// Contract: replacing keeps the id and resets state.
+pub async fn replacing_keeps_the_id_and_resets_state(harness: Harness) {
     let alice = user("alice");
     let first = harness
         .service
@@ -94,7 +96,8 @@ pub(crate) async fn replacing_keeps_the_id_and_resets_state(harness: Harness) {
     assert_eq!(page.unread_count, 1);
 }
 
-pub(crate) async fn create_after_delete_gets_a_new_id(harness: Harness) {
+/// Contract: create after delete gets a new id.
+pub async fn create_after_delete_gets_a_new_id(harness: Harness) {
     let alice = user("alice");
     let first = harness
         .service
@@ -121,7 +124,8 @@ pub(crate) async fn create_after_delete_gets_a_new_id(harness: Harness) {
     assert_eq!(tombstone.status, Status::Deleted);
 }
 
-pub(crate) async fn jobs_are_written_with_the_create(harness: Harness) {
+/// Contract: jobs are written with the create.
+pub async fn jobs_are_written_with_the_create(harness: Harness) {
     let alice = user("alice");
     for (platform, device) in [("windows", 1), ("android", 2), ("ios", 3), ("webpush", 4)] {
         harness
@@ -161,7 +165,8 @@ pub(crate) async fn jobs_are_written_with_the_create(harness: Harness) {
     );
 }
 
-pub(crate) async fn state_changes_sync_to_devices_but_not_web_push(harness: Harness) {
+/// Contract: state changes sync to devices but not web push.
+pub async fn state_changes_sync_to_devices_but_not_web_push(harness: Harness) {
     let alice = user("alice");
     harness
         .service
@@ -207,7 +212,8 @@ pub(crate) async fn state_changes_sync_to_devices_but_not_web_push(harness: Harn
     );
 }
 
-pub(crate) async fn read_state_moves_the_unread_count(harness: Harness) {
+/// Contract: read state moves the unread count.
+pub async fn read_state_moves_the_unread_count(harness: Harness) {
     let alice = user("alice");
     for key in ["a", "b", "c"] {
         harness
@@ -245,7 +251,8 @@ pub(crate) async fn read_state_moves_the_unread_count(harness: Harness) {
     assert_eq!(page.notifications[0].app_notification_id.as_str(), "a");
 }
 
-pub(crate) async fn deletes_by_key_and_group_leave_tombstones(harness: Harness) {
+/// Contract: deletes by key and group leave tombstones.
+pub async fn deletes_by_key_and_group_leave_tombstones(harness: Harness) {
     let alice = user("alice");
     harness
         .service
@@ -310,7 +317,8 @@ pub(crate) async fn deletes_by_key_and_group_leave_tombstones(harness: Harness) 
     );
 }
 
-pub(crate) async fn list_paginates_newest_first_with_filters(harness: Harness) {
+/// Contract: list paginates newest first with filters.
+pub async fn list_paginates_newest_first_with_filters(harness: Harness) {
     let alice = user("alice");
     let mut ids = Vec::new();
     for index in 0..7 {
@@ -346,7 +354,8 @@ pub(crate) async fn list_paginates_newest_first_with_filters(harness: Harness) {
     assert_eq!(page.notifications.len(), 3);
 }
 
-pub(crate) async fn a_filtered_page_examines_at_most_its_scan_budget(harness: Harness) {
+/// Contract: a filtered page examines at most its scan budget.
+pub async fn a_filtered_page_examines_at_most_its_scan_budget(harness: Harness) {
     let alice = user("alice");
     let mut read_ones = Vec::new();
     for index in 0..30 {
@@ -401,7 +410,8 @@ pub(crate) async fn a_filtered_page_examines_at_most_its_scan_budget(harness: Ha
     );
 }
 
-pub(crate) async fn change_replay_converges_to_the_listing(harness: Harness) {
+/// Contract: change replay converges to the listing.
+pub async fn change_replay_converges_to_the_listing(harness: Harness) {
     let alice = user("alice");
     for key in ["a", "b", "c", "d"] {
         harness
@@ -468,7 +478,8 @@ pub(crate) async fn change_replay_converges_to_the_listing(harness: Harness) {
     }
 }
 
-pub(crate) async fn subscribing_again_renews(harness: Harness) {
+/// Contract: subscribing again renews.
+pub async fn subscribing_again_renews(harness: Harness) {
     let alice = user("alice");
     let first = harness
         .service
@@ -521,7 +532,8 @@ pub(crate) async fn subscribing_again_renews(harness: Harness) {
     );
 }
 
-pub(crate) async fn subscriptions_are_capped_and_removable(harness: Harness) {
+/// Contract: subscriptions are capped and removable.
+pub async fn subscriptions_are_capped_and_removable(harness: Harness) {
     let alice = user("alice");
     let bob = user("bob");
     let mut ids = Vec::new();
@@ -562,7 +574,8 @@ pub(crate) async fn subscriptions_are_capped_and_removable(harness: Harness) {
         .unwrap();
 }
 
-pub(crate) async fn app_only_callers_name_the_user_by_subscription(harness: Harness) {
+/// Contract: app only callers name the user by subscription.
+pub async fn app_only_callers_name_the_user_by_subscription(harness: Harness) {
     let bob = user("bob");
     let subscription = harness
         .service
@@ -614,7 +627,8 @@ pub(crate) async fn app_only_callers_name_the_user_by_subscription(harness: Harn
     ));
 }
 
-pub(crate) async fn other_users_and_apps_see_nothing(harness: Harness) {
+/// Contract: other users and apps see nothing.
+pub async fn other_users_and_apps_see_nothing(harness: Harness) {
     let alice = user("alice");
     let created = harness
         .service
@@ -671,7 +685,8 @@ pub(crate) async fn other_users_and_apps_see_nothing(harness: Harness) {
     );
 }
 
-pub(crate) async fn leases_hide_jobs_until_they_lapse(harness: Harness) {
+/// Contract: leases hide jobs until they lapse.
+pub async fn leases_hide_jobs_until_they_lapse(harness: Harness) {
     let alice = user("alice");
     harness
         .service
@@ -752,7 +767,8 @@ async fn lease_all(
     }
 }
 
-pub(crate) async fn jobs_written_while_a_dispatcher_leases_come_leased(harness: Harness) {
+/// Contract: jobs written while a dispatcher leases come leased.
+pub async fn jobs_written_while_a_dispatcher_leases_come_leased(harness: Harness) {
     let alice = user("alice");
     leasing_dispatcher_for(&harness, &alice, 2).await;
     let created = create(&harness, &alice, draft("n1")).await;
@@ -779,7 +795,8 @@ pub(crate) async fn jobs_written_while_a_dispatcher_leases_come_leased(harness: 
     assert_eq!(again.len(), 2, "a crashed dispatcher's jobs come back");
 }
 
-pub(crate) async fn jobs_left_past_their_lease_are_leased_once(harness: Harness) {
+/// Contract: jobs left past their lease are leased once.
+pub async fn jobs_left_past_their_lease_are_leased_once(harness: Harness) {
     let alice = user("alice");
     leasing_dispatcher_for(&harness, &alice, 2).await;
     create(&harness, &alice, draft("n1")).await;
@@ -789,7 +806,8 @@ pub(crate) async fn jobs_left_past_their_lease_are_leased_once(harness: Harness)
     assert_eq!(leased.len(), 2, "each job once: {leased:?}");
 }
 
-pub(crate) async fn jobs_beyond_the_hand_off_capacity_are_queued_due(harness: Harness) {
+/// Contract: jobs beyond the hand off capacity are queued due.
+pub async fn jobs_beyond_the_hand_off_capacity_are_queued_due(harness: Harness) {
     let alice = user("alice");
     leasing_dispatcher_for(&harness, &alice, 4).await;
     for number in 0..300 {
@@ -802,7 +820,8 @@ pub(crate) async fn jobs_beyond_the_hand_off_capacity_are_queued_due(harness: Ha
     assert_eq!(leased.len(), 1_200, "no job leased twice");
 }
 
-pub(crate) async fn due_jobs_are_leased_beside_handed_over_ones(harness: Harness) {
+/// Contract: due jobs are leased beside handed over ones.
+pub async fn due_jobs_are_leased_beside_handed_over_ones(harness: Harness) {
     let alice = user("alice");
     leasing_dispatcher_for(&harness, &alice, 1).await;
     create(&harness, &alice, draft("n1")).await;
@@ -828,7 +847,8 @@ pub(crate) async fn due_jobs_are_leased_beside_handed_over_ones(harness: Harness
     assert_eq!(attempts, [0, 1], "the new job and the retry");
 }
 
-pub(crate) async fn jobs_written_due_are_leased_beside_handed_over_ones(harness: Harness) {
+/// Contract: jobs written due are leased beside handed over ones.
+pub async fn jobs_written_due_are_leased_beside_handed_over_ones(harness: Harness) {
     let alice = user("alice");
     leasing_dispatcher_for(&harness, &alice, 1).await;
     create(&harness, &alice, draft("n1")).await;
@@ -851,7 +871,8 @@ pub(crate) async fn jobs_written_due_are_leased_beside_handed_over_ones(harness:
     assert_eq!(leased.len(), 2, "the handed-over job and the due one");
 }
 
-pub(crate) async fn settlements_update_jobs_and_status(harness: Harness) {
+/// Contract: settlements update jobs and status.
+pub async fn settlements_update_jobs_and_status(harness: Harness) {
     let alice = user("alice");
     for (platform, device) in [("windows", 1), ("android", 2), ("ios", 3)] {
         harness
@@ -942,7 +963,8 @@ pub(crate) async fn settlements_update_jobs_and_status(harness: Harness) {
     assert_eq!(retried[0].job.attempts, 1);
 }
 
-pub(crate) async fn a_newer_change_supersedes_an_in_flight_job(harness: Harness) {
+/// Contract: a newer change supersedes an in flight job.
+pub async fn a_newer_change_supersedes_an_in_flight_job(harness: Harness) {
     let alice = user("alice");
     harness
         .service
@@ -994,7 +1016,8 @@ pub(crate) async fn a_newer_change_supersedes_an_in_flight_job(harness: Harness)
     assert!(newer[0].job.change_seq > in_flight.job.change_seq);
 }
 
-pub(crate) async fn expiry_removes_everything(harness: Harness) {
+/// Contract: expiry removes everything.
+pub async fn expiry_removes_everything(harness: Harness) {
     let alice = user("alice");
     harness
         .service
@@ -1063,7 +1086,8 @@ pub(crate) async fn expiry_removes_everything(harness: Harness) {
     assert!(!reused.replaced);
 }
 
-pub(crate) async fn jobs_of_expired_notifications_are_dropped(harness: Harness) {
+/// Contract: jobs of expired notifications are dropped.
+pub async fn jobs_of_expired_notifications_are_dropped(harness: Harness) {
     let alice = user("alice");
     harness
         .service
@@ -1102,7 +1126,8 @@ pub(crate) async fn jobs_of_expired_notifications_are_dropped(harness: Harness) 
     assert_eq!(status[0].state, DeliveryState::Expired);
 }
 
-pub(crate) async fn subscriptions_lapse(harness: Harness) {
+/// Contract: subscriptions lapse.
+pub async fn subscriptions_lapse(harness: Harness) {
     let alice = user("alice");
     harness
         .service
@@ -1168,7 +1193,8 @@ impl Harness {
 /// Writes queued together are grouped into one commit; each must still see the ones before
 /// it (counters, appNotificationId upserts, subscriptions), and one failing must not take
 /// the others down.
-pub(crate) async fn concurrent_writes_each_see_the_ones_before(harness: Harness) {
+/// Contract: concurrent writes each see the ones before.
+pub async fn concurrent_writes_each_see_the_ones_before(harness: Harness) {
     let alice = user("alice");
     harness
         .service

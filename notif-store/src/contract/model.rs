@@ -1,12 +1,13 @@
 //! The model-based property suite: random sequences of feed writes, subscriptions, deliveries,
-//! clock advances, expiry sweeps and close + reopen of the sled directory, checked after every
-//! step against a simple reference model on every observable result.
+//! clock advances, expiry sweeps and close + reopen of the store, checked after every step
+//! against a simple reference model on every observable result.
 //!
 //! The model keeps plain maps and finds targets by scanning them; it applies the same domain
 //! rule (`notif_core::feed::apply`) the store does, so what is tested is the storage: indexes,
 //! change log, counters, jobs, leases, statuses, expiry and durability across reopen.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use notif_core::delivery::{DeliveryState, Settlement};
@@ -19,15 +20,14 @@ use notif_core::notification::{
     ChangeSeq, DraftContext, FeedKey, Limits, Notification, NotificationDraft, ReadState, Status,
     VisualContentDraft,
 };
-use notif_core::ports::{
-    DeliveryQueue, ListQuery, NotificationStore, StoreAdmin, StoreError, SubscriptionStore,
-};
+use notif_core::ports::{ListQuery, StoreError};
 use notif_core::subscription::{ChannelPolicy, Subscription};
 use notif_core::time::Timestamp;
-use notif_store::SledStore;
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
 
-use crate::fixtures::{DEMO_HOST, START, channel};
+use super::fixtures::{DEMO_HOST, START, channel};
+use super::{StoreFactory, StorePorts};
 
 const LEASE: Duration = Duration::from_secs(60);
 const PLATFORMS: [&str; 4] = ["windows", "android", "ios", "webpush"];
@@ -228,17 +228,17 @@ impl Model {
     }
 }
 
-struct Run {
-    store: Option<SledStore>,
-    directory: tempfile::TempDir,
+struct Run<'a> {
+    store: Option<Arc<dyn StorePorts>>,
+    factory: &'a dyn StoreFactory,
     model: Model,
     now: Timestamp,
     next_id: u64,
 }
 
-impl Run {
-    fn store(&self) -> &SledStore {
-        self.store.as_ref().unwrap()
+impl Run<'_> {
+    fn store(&self) -> &dyn StorePorts {
+        self.store.as_deref().unwrap()
     }
 
     fn fresh_random(&mut self) -> [u8; 10] {
@@ -398,8 +398,9 @@ impl Run {
                 self.model.expire(self.now);
             }
             Op::Reopen => {
-                self.store.take().unwrap().close().await.unwrap();
-                self.store = Some(SledStore::open(self.directory.path()).unwrap());
+                let store = self.store.take().unwrap();
+                store.close().await.unwrap();
+                self.store = Some(self.factory.reopen(store));
             }
         }
     }
@@ -512,19 +513,18 @@ impl Run {
     }
 }
 
-/// Applies `ops` to a fresh sled store and the model, comparing them after every op.
-fn agree_with_the_model(ops: &[Op]) {
+/// Applies `ops` to a fresh store from `factory` and to the model, comparing them after
+/// every op.
+fn agree_with_the_model(factory: &dyn StoreFactory, ops: &[Op]) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
-        let directory = tempfile::tempdir().unwrap();
-        let store = SledStore::open(directory.path()).unwrap();
         let mut run = Run {
-            store: Some(store),
-            directory,
+            store: Some(factory.fresh()),
+            factory,
             model: Model::default(),
             now: START,
             next_id: 0,
@@ -537,132 +537,62 @@ fn agree_with_the_model(ops: &[Op]) {
     });
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-
-    #[test]
-    fn sled_store_agrees_with_the_model(ops in proptest::collection::vec(op(), 1..40)) {
-        agree_with_the_model(&ops);
+/// Random sequences of feed writes, subscriptions, deliveries, clock advances, expiry
+/// sweeps and reopens agree with the model, each on a fresh store from `factory`.
+pub fn the_store_agrees_with_the_model(factory: &dyn StoreFactory) {
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        ..Config::default()
+    });
+    let outcome = runner.run(&proptest::collection::vec(op(), 1..40), |ops| {
+        agree_with_the_model(factory, &ops);
+        Ok(())
+    });
+    if let Err(failure) = outcome {
+        panic!("{failure}");
     }
 }
 
 /// Jobs handed over leased as they were written, and never taken, are due again at once
 /// after the store closes and reopens — not only when their lease would have lapsed.
-#[test]
-fn jobs_waiting_for_the_dispatcher_at_close_are_due_after_reopen() {
-    agree_with_the_model(&[
-        Op::Subscribe { feed: 0, device: 0 },
-        Op::DeliverDue,
-        Op::Create {
-            feed: 0,
-            key: 0,
-            group: None,
-            platforms: vec![],
-            expires_in_s: 3_600,
-        },
-        Op::Reopen,
-        Op::DeliverDue,
-    ]);
+pub fn jobs_waiting_for_the_dispatcher_at_close_are_due_after_reopen(factory: &dyn StoreFactory) {
+    agree_with_the_model(
+        factory,
+        &[
+            Op::Subscribe { feed: 0, device: 0 },
+            Op::DeliverDue,
+            Op::Create {
+                feed: 0,
+                key: 0,
+                group: None,
+                platforms: vec![],
+                expires_in_s: 3_600,
+            },
+            Op::Reopen,
+            Op::DeliverDue,
+        ],
+    );
 }
 
 /// A job handed over but not yet taken when its subscription goes is never sent: the next
 /// lease finds the subscription gone, as it would for a job that had waited in the store.
-#[test]
-fn jobs_waiting_for_the_dispatcher_are_not_sent_after_an_unsubscribe() {
-    agree_with_the_model(&[
-        Op::Subscribe { feed: 0, device: 1 },
-        Op::DeliverDue,
-        Op::Create {
-            feed: 0,
-            key: 0,
-            group: None,
-            platforms: vec![],
-            expires_in_s: 3_600,
-        },
-        Op::Unsubscribe { feed: 0, device: 1 },
-        Op::DeliverDue,
-    ]);
-}
-
-/// A process that leased jobs and was killed never settles them: the next process to open
-/// the store sends them at once — the in-flight job, and the newer change waiting behind
-/// one — not when their leases lapse an hour later.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_leases_of_a_previous_process_are_voided_at_open() {
-    let lease = Duration::from_secs(3_600);
-    let directory = tempfile::tempdir().unwrap();
-    let feed = feed_of(0);
-    let host = HostName::new(DEMO_HOST).unwrap();
-    let notification = |key: &str, random: u8| {
-        crate::fixtures::draft(key)
-            .validate(
-                NotificationId::from_parts(1, [random; 10]),
-                DraftContext {
-                    feed: &feed,
-                    app_host: &host,
-                    now: START,
-                    limits: &Limits::default(),
-                },
-            )
-            .unwrap()
-    };
-    let store = SledStore::open(directory.path()).unwrap();
-    let subscription = Subscription {
-        id: SubscriptionId::from_parts(1, [9; 10]),
-        feed: feed.clone(),
-        client_id: ClientId::new("device").unwrap(),
-        channel: channel("android", 1)
-            .validate(&ChannelPolicy::default())
-            .unwrap(),
-        created_at: START,
-        expires_at: START.saturating_add(Duration::from_secs(86_400)),
-    };
-    store.subscribe(subscription, 100).await.unwrap();
-    for (key, random) in [("replaced", 1), ("in-flight", 2)] {
-        store
-            .write(
-                &feed,
-                FeedOp::Upsert(Box::new(notification(key, random))),
-                START,
-            )
-            .await
-            .unwrap();
-    }
-    let in_flight = store.lease_due(START, 10, lease).await.unwrap();
-    assert_eq!(in_flight.len(), 2);
-    // A newer change of one of them waits behind its in-flight push.
-    let replaced = store
-        .write(
-            &feed,
-            FeedOp::Upsert(Box::new(notification("replaced", 3))),
-            START,
-        )
-        .await
-        .unwrap();
-    let later = START.saturating_add(Duration::from_secs(1));
-    assert!(store.lease_due(later, 10, lease).await.unwrap().is_empty());
-    store.close().await.unwrap();
-    // The last handle goes as the process would: the directory is free for the next one.
-    drop(store);
-
-    let reopened = SledStore::open(directory.path()).unwrap();
-    let mut sent_again: Vec<(NotificationId, ChangeSeq)> = reopened
-        .lease_due(later, 10, lease)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|leased| (leased.job.notification, leased.job.change_seq))
-        .collect();
-    sent_again.sort();
-    let in_flight_job = in_flight
-        .iter()
-        .find(|leased| leased.notification.app_notification_id.as_str() == "in-flight")
-        .unwrap();
-    let mut expected = vec![
-        (in_flight_job.job.notification, in_flight_job.job.change_seq),
-        (replaced.changes[0].0.id, replaced.changes[0].0.change_seq),
-    ];
-    expected.sort();
-    assert_eq!(sent_again, expected);
-    reopened.close().await.unwrap();
+pub fn jobs_waiting_for_the_dispatcher_are_not_sent_after_an_unsubscribe(
+    factory: &dyn StoreFactory,
+) {
+    agree_with_the_model(
+        factory,
+        &[
+            Op::Subscribe { feed: 0, device: 1 },
+            Op::DeliverDue,
+            Op::Create {
+                feed: 0,
+                key: 0,
+                group: None,
+                platforms: vec![],
+                expires_in_s: 3_600,
+            },
+            Op::Unsubscribe { feed: 0, device: 1 },
+            Op::DeliverDue,
+        ],
+    );
 }
