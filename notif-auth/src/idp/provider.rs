@@ -310,7 +310,9 @@ impl IdentityProvider {
         // argon2 is deliberately slow: the gate runs it off the async worker threads.
         let verified = self
             .secrets
-            .verify(move || apps.authenticate_client(&client_id, &checked_secret))
+            .verify(known.as_ref(), source, move || {
+                apps.authenticate_client(&client_id, &checked_secret)
+            })
             .await?;
         self.secrets
             .record(known.as_ref(), source, &secret, verified.is_ok());

@@ -161,8 +161,13 @@ impl SecretGate {
     /// # Errors
     /// [`OAuthErrorCode::TemporarilyUnavailable`] when no turn came in time (or no verifier
     /// thread could run it).
+    ///
+    /// `client` and `source` are checked again once the turn came: failures recorded while
+    /// the request queued (a flood arriving at once) refuse it without a verification.
     pub(crate) async fn verify<T: Send + 'static>(
         &self,
+        client: Option<&ClientId>,
+        source: Option<IpAddr>,
         verify: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, OAuthError> {
         let busy = || {
@@ -177,6 +182,7 @@ impl SecretGate {
             Ok(Ok(permit)) => permit,
             Ok(Err(_)) | Err(_) => return Err(busy()),
         };
+        self.admit(client, source)?;
         let (reply, result) = oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = reply.send(verify());
@@ -285,16 +291,19 @@ mod tests {
         let (release, released) = std::sync::mpsc::channel::<()>();
         let running = {
             let gate = Arc::clone(&gate);
-            tokio::spawn(async move { gate.verify(move || released.recv().is_ok()).await })
+            tokio::spawn(async move {
+                gate.verify(None, None, move || released.recv().is_ok())
+                    .await
+            })
         };
         // Wait until the first verification holds the only turn.
         while gate.verifications.available_permits() > 0 {
             tokio::task::yield_now().await;
         }
-        let refused = gate.verify(|| true).await.unwrap_err();
+        let refused = gate.verify(None, None, || true).await.unwrap_err();
         assert_eq!(refused.code, OAuthErrorCode::TemporarilyUnavailable);
         release.send(()).unwrap();
         assert_eq!(running.await.unwrap(), Ok(true));
-        assert_eq!(gate.verify(|| 7).await, Ok(7));
+        assert_eq!(gate.verify(None, None, || 7).await, Ok(7));
     }
 }

@@ -451,8 +451,9 @@ async fn a_flood_of_wrong_secrets_stays_bounded_and_the_right_one_still_works() 
             .all(|status| matches!(status, 401 | 429 | 503)),
         "{statuses:?}"
     );
+    // Five failures are free; the rest wait their turn and find the client slowed down.
     assert!(
-        statuses.get(&401).copied().unwrap_or(0) <= 64,
+        statuses.get(&401).copied().unwrap_or(0) <= 16,
         "{statuses:?}"
     );
     let growth = peak_rss().saturating_sub(before);
