@@ -303,6 +303,14 @@ pub trait DeliveryQueue: Send + Sync + Debug {
         now: Timestamp,
     ) -> Result<(), StoreError>;
 
+    /// Gives back leased jobs that were not sent (as [`lease_due`](Self::lease_due) returned
+    /// them): each is due again at `due`, its attempts unchanged. A job changed since
+    /// (settled, superseded, leased again) is left as it is.
+    ///
+    /// # Errors
+    /// A storage failure.
+    async fn release(&self, jobs: Vec<DeliveryJob>, due: Timestamp) -> Result<(), StoreError>;
+
     /// When the earliest job is due, if any.
     ///
     /// # Errors

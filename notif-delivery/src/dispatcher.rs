@@ -274,10 +274,11 @@ impl Dispatcher {
     /// Runs until `shutdown` completes, then stops leasing and waits up to the drain timeout
     /// for in-flight sends (jobs it abandons come back when their lease ends).
     ///
-    /// The lease loop never waits on a provider: it hands each leased job to its lane's
-    /// bounded queue, parks it when the queue is full, and leaves it leased when the lane's
-    /// parking is full too (it comes back when its lease ends). Each lane sends with its own
-    /// concurrency bound, so one saturated credential holds up only its own pushes.
+    /// The lease loop never waits on a provider: it leases no more than the lanes have room
+    /// for, hands each job to its lane's bounded queue, parks it when the queue is full, and
+    /// gives it back to the store (due again in a second) when the lane's parking is full too.
+    /// Each lane sends with its own concurrency bound, so one saturated credential holds up
+    /// only its own pushes.
     pub fn run(self, shutdown: impl Future<Output = ()>) -> impl Future<Output = ()> {
         // Running from the call on, so readiness holds before the task is first polled.
         self.stats.running.store(true, Ordering::SeqCst);
@@ -325,12 +326,19 @@ impl Dispatcher {
         }
         loop {
             let parked = unpark(&mut lanes);
+            // Lease no more than the lanes can take: a burst waits in the store, not in
+            // jobs leased for nothing.
+            let room_left: usize = lanes.iter().map(LaneQueue::room).sum();
+            let limit = self.config.batch_size.min(room_left);
+            if limit == 0 {
+                tokio::select! {
+                    () = room.notified() => continue,
+                    () = tokio::time::sleep(self.config.max_idle) => continue,
+                    () = &mut shutdown => break,
+                }
+            }
             let now = self.clock.now();
-            let leased = match self
-                .queue
-                .lease_due(now, self.config.batch_size, self.config.lease)
-                .await
-            {
+            let leased = match self.queue.lease_due(now, limit, self.config.lease).await {
                 Ok(leased) => leased,
                 Err(error) => {
                     tracing::warn!(%error, "leasing due jobs failed; retrying shortly");
@@ -340,7 +348,8 @@ impl Dispatcher {
                     }
                 }
             };
-            let batch_was_full = leased.len() == self.config.batch_size;
+            let batch_was_full = leased.len() == limit;
+            let mut overflow = Vec::new();
             for job in leased {
                 let Some(lane) = self
                     .gateways
@@ -355,10 +364,21 @@ impl Dispatcher {
                     let _ = settlements.send((job.job, settlement)).await;
                     continue;
                 };
-                lanes[lane].offer(Queued {
+                let queued = Queued {
                     job,
                     leased_at: Instant::now(),
-                });
+                };
+                if let Some(rejected) = lanes[lane].offer(queued) {
+                    overflow.push(rejected.job.job);
+                }
+            }
+            if !overflow.is_empty() {
+                // A lane that is stuck (its provider hangs) takes no more: its jobs go back,
+                // due again shortly, instead of waiting out their lease here.
+                let due = self.clock.now().saturating_add(OVERFLOW_RETRY);
+                if let Err(error) = self.queue.release(overflow, due).await {
+                    tracing::warn!(%error, "releasing jobs a saturated lane could not take failed; they come back when their lease ends");
+                }
             }
             if batch_was_full {
                 continue;
@@ -401,31 +421,37 @@ struct LaneQueue {
 }
 
 impl LaneQueue {
-    /// Queues `job`, parks it behind earlier parked jobs, or — parking full — leaves it
-    /// leased to come back when its lease ends.
-    fn offer(&mut self, job: Queued) {
-        if self.parked.is_empty() {
-            match self.jobs.try_send(job) {
-                Ok(()) => return,
-                Err(mpsc::error::TrySendError::Full(job)) => return self.park(job),
-                // The lane stopped: shutdown; the job comes back when its lease ends.
-                Err(mpsc::error::TrySendError::Closed(_)) => return,
-            }
-        }
-        self.park(job);
+    /// How many more jobs the lane can take, queued or parked.
+    fn room(&self) -> usize {
+        self.jobs.capacity() + self.capacity.saturating_sub(self.parked.len())
     }
 
-    fn park(&mut self, job: Queued) {
+    /// Queues `job`, or parks it behind earlier parked jobs; gives it back when the lane's
+    /// parking is full too.
+    fn offer(&mut self, job: Queued) -> Option<Queued> {
+        if self.parked.is_empty() {
+            match self.jobs.try_send(job) {
+                Ok(()) => return None,
+                Err(mpsc::error::TrySendError::Full(job)) => return self.park(job),
+                // The lane stopped: shutdown; the job comes back when its lease ends.
+                Err(mpsc::error::TrySendError::Closed(_)) => return None,
+            }
+        }
+        self.park(job)
+    }
+
+    fn park(&mut self, job: Queued) -> Option<Queued> {
         if self.parked.len() < self.capacity {
             self.parked.push_back(job);
+            None
         } else {
-            tracing::debug!(
-                platform = %job.job.job.platform,
-                "a lane is saturated; the job is sent when its lease ends"
-            );
+            Some(job)
         }
     }
 }
+
+/// How soon a job a saturated lane could not take is due again.
+const OVERFLOW_RETRY: Duration = Duration::from_secs(1);
 
 /// Moves parked jobs into their lanes' queues while there is room; whether any stay parked.
 fn unpark(lanes: &mut [LaneQueue]) -> bool {

@@ -150,6 +150,19 @@ pub(crate) fn graph_error(status: StatusCode, code: &str, message: &str) -> Resp
     (status, axum::Json(body)).into_response()
 }
 
+/// A 401 with its bearer challenge; `invalid` is why a presented token was refused.
+fn unauthorized(reason: &str, invalid: Option<&str>) -> Response {
+    let mut response = graph_error(
+        StatusCode::UNAUTHORIZED,
+        "InvalidAuthenticationToken",
+        reason,
+    );
+    response
+        .headers_mut()
+        .insert("www-authenticate", bearer_challenge(invalid));
+    response
+}
+
 /// RFC 6750 §3: the challenge of a 401; `error="invalid_token"` when a token was presented.
 fn bearer_challenge(invalid: Option<&str>) -> HeaderValue {
     let challenge = match invalid {
@@ -204,28 +217,8 @@ impl IntoResponse for ApiError {
                 "generalException",
                 internal(&detail),
             ),
-            ApiError::MissingToken(reason) => {
-                let mut response = graph_error(
-                    StatusCode::UNAUTHORIZED,
-                    "InvalidAuthenticationToken",
-                    &reason,
-                );
-                response
-                    .headers_mut()
-                    .insert("www-authenticate", bearer_challenge(None));
-                response
-            }
-            ApiError::InvalidToken(reason) => {
-                let mut response = graph_error(
-                    StatusCode::UNAUTHORIZED,
-                    "InvalidAuthenticationToken",
-                    &reason,
-                );
-                response
-                    .headers_mut()
-                    .insert("www-authenticate", bearer_challenge(Some(&reason)));
-                response
-            }
+            ApiError::MissingToken(reason) => unauthorized(&reason, None),
+            ApiError::InvalidToken(reason) => unauthorized(&reason, Some(&reason)),
             ApiError::PayloadTooLarge { limit } => graph_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "requestEntityTooLarge",

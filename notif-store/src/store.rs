@@ -511,6 +511,17 @@ impl<E: Engine> DeliveryQueue for Store<E> {
             .await
     }
 
+    async fn release(&self, jobs: Vec<DeliveryJob>, due: Timestamp) -> Result<(), StoreError> {
+        // Like a lost settlement, a lost release only makes the job wait for its lease.
+        self.command(false, move |tx| {
+            for job in &jobs {
+                write::release(tx, job, due)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         if let Some(written) = self.handoff.oldest() {
             return Ok(Some(written));

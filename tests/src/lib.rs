@@ -412,3 +412,18 @@ pub async fn dev_sign_in(http: &reqwest::Client, base: &str, client: &str, user:
         .expect("an access token")
         .to_owned()
 }
+
+/// This process's peak resident set (`VmHWM` of `/proc/self/status`), in bytes.
+///
+/// # Panics
+/// Where `/proc` is not Linux's.
+pub fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("Linux /proc");
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .expect("VmHWM in /proc/self/status");
+    kib * 1024
+}

@@ -725,6 +725,47 @@ pub async fn leases_hide_jobs_until_they_lapse(harness: Harness) {
     assert_eq!(again.len(), 1, "a crashed dispatcher's job comes back");
 }
 
+/// Contract: a released job is due again at once with its attempts unchanged, and a
+/// release of a job changed since leaves it alone.
+pub async fn released_jobs_are_due_again_unchanged(harness: Harness) {
+    let alice = user("alice");
+    harness
+        .service
+        .subscribe(caller(&alice), channel("android", 1))
+        .await
+        .unwrap();
+    harness
+        .service
+        .create(caller(&alice), draft("n1"))
+        .await
+        .unwrap();
+    let now = harness.clock_now();
+    let leased = harness.store.lease_due(now, 10, LEASE).await.unwrap();
+    assert_eq!(leased.len(), 1);
+    let job = leased[0].job.clone();
+    let soon = now.saturating_add(Duration::from_secs(1));
+    harness
+        .store
+        .release(vec![job.clone()], soon)
+        .await
+        .unwrap();
+    assert_eq!(harness.store.next_due().await.unwrap(), Some(soon));
+    let again = harness.store.lease_due(soon, 10, LEASE).await.unwrap();
+    assert_eq!(again.len(), 1, "due again long before its lease would end");
+    assert_eq!(again[0].job.attempts, job.attempts);
+    assert_eq!(again[0].job.change_seq, job.change_seq);
+    // The first lease's job is stale now: releasing it again changes nothing.
+    harness.store.release(vec![job], now).await.unwrap();
+    assert!(
+        harness
+            .store
+            .lease_due(soon, 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 /// Subscribes `alice` on `devices` Android devices and makes the store see a dispatcher
 /// leasing, so the jobs of later writes are handed over leased.
 async fn leasing_dispatcher_for(harness: &Harness, alice: &Principal, devices: u32) {

@@ -135,6 +135,7 @@ macro_rules! contract_suite {
             app_only_callers_name_the_user_by_subscription,
             other_users_and_apps_see_nothing,
             leases_hide_jobs_until_they_lapse,
+            released_jobs_are_due_again_unchanged,
             jobs_written_while_a_dispatcher_leases_come_leased,
             jobs_left_past_their_lease_are_leased_once,
             jobs_beyond_the_hand_off_capacity_are_queued_due,

@@ -12,5 +12,5 @@ mod subscriptions;
 
 pub(crate) use expiry::expire;
 pub(crate) use feed::write_feed;
-pub(crate) use queue::{lease_due, release_leases, settle, void_leases};
+pub(crate) use queue::{lease_due, release, release_leases, settle, void_leases};
 pub(crate) use subscriptions::{subscribe, unsubscribe};

@@ -208,26 +208,37 @@ pub(crate) fn release_leases<E: Engine + ?Sized>(
     jobs: &[(Timestamp, LeasedJob)],
 ) -> Result<(), StoreError> {
     for (written, leased) in jobs {
-        let key = keys::job_key(leased.job.notification, leased.job.subscription);
-        let Some(record) = tx.record::<JobRecord>(Tree::Jobs, &key)? else {
-            continue;
-        };
-        if record.lease_end() != Some(leased.job.due) {
-            continue;
-        }
-        // An undecodable job is left to the lease's lapse like any other.
-        let Ok((feed, current)) = record.into_domain(&key) else {
-            continue;
-        };
-        if current.change_seq != leased.job.change_seq {
-            continue;
-        }
-        let released = DeliveryJob {
-            due: *written,
-            ..current.clone()
-        };
-        requeue(tx, &feed, current.due, &released);
+        release(tx, &leased.job, *written)?;
     }
+    Ok(())
+}
+
+/// Makes `leased`, as a lease returned it and never sent, due again at `due` — unless it
+/// changed since (settled, superseded, re-leased).
+pub(crate) fn release<E: Engine + ?Sized>(
+    tx: &mut Tx<'_, E>,
+    leased: &DeliveryJob,
+    due: Timestamp,
+) -> Result<(), StoreError> {
+    let key = keys::job_key(leased.notification, leased.subscription);
+    let Some(record) = tx.record::<JobRecord>(Tree::Jobs, &key)? else {
+        return Ok(());
+    };
+    if record.lease_end() != Some(leased.due) {
+        return Ok(());
+    }
+    // An undecodable job is left to the lease's lapse like any other.
+    let Ok((feed, current)) = record.into_domain(&key) else {
+        return Ok(());
+    };
+    if current.change_seq != leased.change_seq {
+        return Ok(());
+    }
+    let released = DeliveryJob {
+        due,
+        ..current.clone()
+    };
+    requeue(tx, &feed, current.due, &released);
     Ok(())
 }
 

@@ -459,17 +459,6 @@ async fn reflection_speaks_v1alpha_too() {
     server.stop().await;
 }
 
-/// The process's peak resident set (`VmHWM`), in bytes.
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_and_bomb_bodies_get_413_with_memory_unchanged() {
     let server = TestServer::start().await;
@@ -498,7 +487,7 @@ async fn oversized_and_bomb_bodies_get_413_with_memory_unchanged() {
         encoder.finish().unwrap()
     };
     assert!(bomb.len() < 2 * 1024 * 1024, "{}", bomb.len());
-    let before = peak_rss();
+    let before = notif_tests::peak_rss();
     for _ in 0..4 {
         let response = server
             .http
@@ -513,7 +502,7 @@ async fn oversized_and_bomb_bodies_get_413_with_memory_unchanged() {
         assert_eq!(response.status(), 413);
         assert_graph_error(&response.json().await.unwrap(), "requestEntityTooLarge");
     }
-    let growth = peak_rss().saturating_sub(before);
+    let growth = notif_tests::peak_rss().saturating_sub(before);
     assert!(
         growth < 200 * 1024 * 1024,
         "peak RSS grew by {growth} bytes"

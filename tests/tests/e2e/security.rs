@@ -404,17 +404,6 @@ async fn every_spelling_of_a_subscription_id_spends_one_users_tokens() {
     server.stop().await;
 }
 
-/// The process's peak resident set (`VmHWM`), in bytes.
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmHWM:"))
-        .unwrap();
-    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    kib * 1024
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_wrong_secrets_stays_bounded_and_the_right_one_still_works() {
     let server = TestServer::start().await;
@@ -430,7 +419,7 @@ async fn a_flood_of_wrong_secrets_stays_bounded_and_the_right_one_still_works() 
         token_request("demo-secret").send().await.unwrap().status(),
         200
     );
-    let before = peak_rss();
+    let before = notif_tests::peak_rss();
     let mut flood = tokio::task::JoinSet::new();
     for attempt in 0..256 {
         let request = token_request(&format!("wrong-{attempt}"));
@@ -456,7 +445,7 @@ async fn a_flood_of_wrong_secrets_stays_bounded_and_the_right_one_still_works() 
         statuses.get(&401).copied().unwrap_or(0) <= 16,
         "{statuses:?}"
     );
-    let growth = peak_rss().saturating_sub(before);
+    let growth = notif_tests::peak_rss().saturating_sub(before);
     assert!(
         growth < 200 * 1024 * 1024,
         "peak RSS grew by {growth} bytes"
