@@ -78,6 +78,11 @@ impl FeedEvents for LocalEvents {
         let receiver = match feeds.get(feed) {
             Some(sender) => sender.subscribe(),
             None => {
+                // Feeds whose watchers all left but that never changed since are forgotten
+                // here, when the map would grow, so it holds about the feeds watched now.
+                if feeds.len() == feeds.capacity() {
+                    feeds.retain(|_, sender| sender.receiver_count() > 0);
+                }
                 let (sender, receiver) = watch::channel(0);
                 feeds.insert(feed.clone(), sender);
                 receiver
@@ -151,6 +156,20 @@ mod tests {
         assert!(
             events.feeds().is_empty(),
             "an unwatched feed is not remembered"
+        );
+    }
+
+    #[tokio::test]
+    async fn watchers_that_left_quiet_feeds_are_forgotten_as_others_come() {
+        let events = LocalEvents::new();
+        for user in 0..1_000 {
+            drop(events.watch_feed(&feed(&format!("user{user}"))));
+        }
+        let _still_watching = events.watch_feed(&feed("alice"));
+        assert!(
+            events.feeds().len() < 100,
+            "{} feeds held",
+            events.feeds().len()
         );
     }
 

@@ -111,6 +111,18 @@ impl TestServer {
         Self::start_with(config, data_dir).await
     }
 
+    /// Starts a server with [`test_config`] as `adjust` changes it, in a data directory of its
+    /// own.
+    ///
+    /// # Panics
+    /// When the server cannot start.
+    pub async fn start_configured(adjust: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let mut config = test_config(data_dir.path());
+        adjust(&mut config);
+        Self::start_with(config, data_dir).await
+    }
+
     /// Starts a server with `config` in `data_dir`.
     ///
     /// # Panics

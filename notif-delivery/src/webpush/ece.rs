@@ -137,8 +137,7 @@ pub(crate) fn decrypt(body: &[u8], ua_private: &[u8], auth: &[u8]) -> Result<Vec
     if plaintext[end] != LAST_RECORD_DELIMITER {
         return Err(EceError::Malformed);
     }
-    let length = end;
-    record.truncate(length);
+    record.truncate(end);
     Ok(record)
 }
 

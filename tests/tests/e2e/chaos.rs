@@ -6,17 +6,17 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use notif_delivery::sandbox::{Chaos, FakeResponse};
-use notif_tests::{DEMO_HOST, TestServer, test_config};
+use notif_tests::{DEMO_HOST, TestServer};
 use serde_json::{Value, json};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_push_arrives_despite_provider_failures() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(data_dir.path());
-    config.dispatcher.request_timeout_ms = 300;
-    config.dispatcher.retry_initial_delay_ms = 50;
-    config.dispatcher.retry_max_delay_ms = 500;
-    let server = TestServer::start_with(config, data_dir).await;
+    let server = TestServer::start_configured(|config| {
+        config.dispatcher.request_timeout_ms = 300;
+        config.dispatcher.retry_initial_delay_ms = 50;
+        config.dispatcher.retry_max_delay_ms = 500;
+    })
+    .await;
     let device = server.sign_in("demo-client", "carol").await;
     let service = server
         .on_behalf_of("demo-app-service", "demo-secret", &device)

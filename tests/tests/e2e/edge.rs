@@ -6,7 +6,7 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use notif_tests::{DEMO_HOST, TestServer, test_config};
+use notif_tests::{DEMO_HOST, TestServer};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
@@ -349,10 +349,10 @@ async fn links_follow_a_trusted_proxy_and_ignore_an_untrusted_one() {
     );
     untrusted.stop().await;
 
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(data_dir.path());
-    config.http.trust_proxy = true;
-    let trusted = TestServer::start_with(config, data_dir).await;
+    let trusted = TestServer::start_configured(|config| {
+        config.http.trust_proxy = true;
+    })
+    .await;
     let token = service_token(&trusted).await;
     let response = forwarded(trusted.http.post(trusted.url("/v1.0/me/notifications")))
         .bearer_auth(&token)
@@ -512,11 +512,11 @@ async fn oversized_and_bomb_bodies_get_413_with_memory_unchanged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(data_dir.path());
-    config.http.idle_timeout_ms = 200;
-    config.http.header_read_timeout_ms = 200;
-    let server = TestServer::start_with(config, data_dir).await;
+    let server = TestServer::start_configured(|config| {
+        config.http.idle_timeout_ms = 200;
+        config.http.header_read_timeout_ms = 200;
+    })
+    .await;
     let address = server.base_url.trim_start_matches("http://").to_owned();
     // Closed by the server: reading ends. The outer timeout only keeps a failing run short.
     let closed = |mut stream: TcpStream| async move {
@@ -561,10 +561,10 @@ async fn idle_connections_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_wait_for_one_to_close() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(data_dir.path());
-    config.http.max_connections = 2;
-    let server = TestServer::start_with(config, data_dir).await;
+    let server = TestServer::start_configured(|config| {
+        config.http.max_connections = 2;
+    })
+    .await;
     let address = server.base_url.trim_start_matches("http://").to_owned();
     let first = TcpStream::connect(&address).await.unwrap();
     let second = TcpStream::connect(&address).await.unwrap();

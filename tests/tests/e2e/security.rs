@@ -287,10 +287,10 @@ async fn channel_urls_pointing_inside_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configuration_can_refuse_loopback_channels_in_development_mode() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = notif_tests::test_config(data_dir.path());
-    config.channels.allow_loopback = Some(false);
-    let server = TestServer::start_with(config, data_dir).await;
+    let server = TestServer::start_configured(|config| {
+        config.channels.allow_loopback = Some(false);
+    })
+    .await;
     let device = server.sign_in("demo-client", "alice").await;
     for platform in ["windows", "webpush"] {
         let (status, error) = server
@@ -363,11 +363,11 @@ async fn random_subscription_ids_mint_no_rate_limit_buckets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_spelling_of_a_subscription_id_spends_one_users_tokens() {
-    let data_dir = tempfile::tempdir().unwrap();
-    let mut config = notif_tests::test_config(data_dir.path());
-    config.rate_limits.per_user_burst = 20.0;
-    config.rate_limits.per_user_per_second = 0.001;
-    let server = TestServer::start_with(config, data_dir).await;
+    let server = TestServer::start_configured(|config| {
+        config.rate_limits.per_user_burst = 20.0;
+        config.rate_limits.per_user_per_second = 0.001;
+    })
+    .await;
     let device = server.sign_in("demo-client", "bob").await;
     let subscription = server.subscribe(&device, "android", "bob-phone").await;
     let service = server.app_token("demo-app-service", "demo-secret").await;
