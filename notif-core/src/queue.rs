@@ -97,8 +97,11 @@ pub fn enqueue(queued: Queued, job: &DeliveryJob, now: Timestamp) -> Enqueue {
 pub enum Held {
     /// No job (settled already, expired, or its endpoint removed).
     Nothing,
-    /// The settled job itself.
+    /// The settled job itself, under the attempt's lease.
     Same,
+    /// The same change under a newer lease: the attempt's lease lapsed and another
+    /// dispatcher (another node) leased the job again. Its holder settles it.
+    LeasedAgain,
     /// A newer change's job, waiting behind the settled one or not.
     Newer {
         /// Whether it waits for the settled job's push.
@@ -123,7 +126,7 @@ pub fn at_settle(held: Held) -> AtSettle {
     match held {
         Held::Same => AtSettle::Apply,
         Held::Newer { waiting: true } => AtSettle::ReleaseSuccessor,
-        Held::Newer { waiting: false } | Held::Nothing => AtSettle::Stale,
+        Held::Newer { waiting: false } | Held::LeasedAgain | Held::Nothing => AtSettle::Stale,
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the store and the identity provider's keys live.
     pub data_dir: PathBuf,
+    /// Which store: sled under `data_dir` (the default), or a PostgreSQL-wire database.
+    pub store: StoreSettings,
     /// The URL clients reach this server at (tokens' issuer, `Location` headers); defaults to
     /// `http://<listen address>`.
     pub public_url: Option<String>,
@@ -59,6 +61,7 @@ impl Default for Config {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: PathBuf::from("./notif-data"),
+            store: StoreSettings::default(),
             public_url: None,
             identity: IdentityConfig::default(),
             apps: Vec::new(),
@@ -102,10 +105,77 @@ impl Config {
         policy
     }
 
+    /// The store to open: the configured database, else sled under `data_dir/store`.
+    ///
+    /// # Errors
+    /// When the URL is not a PostgreSQL URL, or the password's environment variable is
+    /// named but unset.
+    pub fn storage(&self) -> anyhow::Result<notif_store::StorageConfig> {
+        let Some(url) = &self.store.url else {
+            return Ok(notif_store::StorageConfig::Sled {
+                directory: self.data_dir.join("store"),
+            });
+        };
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            anyhow::bail!("store.url must be a postgres:// or postgresql:// URL");
+        }
+        let password = match &self.store.password_env {
+            Some(variable) => Some(std::env::var(variable).with_context(|| {
+                format!("store.password_env names {variable}, which is not set")
+            })?),
+            None => None,
+        };
+        Ok(notif_store::StorageConfig::Postgres(
+            notif_store::PostgresConfig {
+                password,
+                pool_size: self.store.pool_size.max(1),
+                events: if self.store.notify {
+                    notif_store::EventDelivery::Notify
+                } else {
+                    notif_store::EventDelivery::Poll
+                },
+                poll_interval: std::time::Duration::from_millis(
+                    self.store.poll_interval_ms.max(10),
+                ),
+                ..notif_store::PostgresConfig::new(url.clone())
+            },
+        ))
+    }
+
     /// Whether development features are on (see [`Config::development`]).
     pub fn is_development(&self) -> bool {
         self.development
             .unwrap_or(self.apps.is_empty() && self.identity.issuers.is_empty())
+    }
+}
+
+/// The `[store]` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// A PostgreSQL-wire database (`postgres://user@host:port/db?sslmode=require`); unset:
+    /// sled under `data_dir`.
+    pub url: Option<String>,
+    /// The environment variable holding the database password (kept out of the file).
+    pub password_env: Option<String>,
+    /// Most database connections this node opens.
+    pub pool_size: usize,
+    /// Announce changes to the other nodes with `LISTEN/NOTIFY` (off for engines without
+    /// it, such as CockroachDB: then the poll alone carries them).
+    pub notify: bool,
+    /// How often each node polls the feeds it watches and the queue, in milliseconds.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            password_env: None,
+            pool_size: 16,
+            notify: true,
+            poll_interval_ms: 1_000,
+        }
     }
 }
 

@@ -10,11 +10,11 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use notif_auth::AppDirectory;
 use notif_core::notification::Limits;
-use notif_core::ports::{AppRegistry, Clock, FeedEvents, Storage};
+use notif_core::ports::{AppRegistry, Clock};
 use notif_core::service::{NotifService, Ports};
 use notif_delivery::sandbox::SandboxProviders;
 use notif_delivery::{DispatcherConfig, Runtime, RuntimeConfig, SystemClock};
-use notif_store::{LocalEvents, StorageConfig};
+use notif_store::OpenedStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -59,17 +59,16 @@ pub async fn serve(
     Server::new(listener, config).await?.run(shutdown).await
 }
 
-/// The storage `config` names, opened off the async workers.
-async fn open_storage(config: &Config) -> anyhow::Result<Storage> {
+/// The store `config` names, opened.
+async fn open_storage(config: &Config) -> anyhow::Result<OpenedStore> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let storage = StorageConfig::Sled {
-        directory: config.data_dir.join("store"),
-    };
-    tokio::task::spawn_blocking(move || notif_store::open(&storage))
+    let storage = config.storage()?;
+    let opened = notif_store::open(&storage)
         .await
-        .context("opening the store")?
-        .context("opening the store")
+        .with_context(|| format!("opening the store ({storage})"))?;
+    tracing::info!(store = %storage, "opened the store");
+    Ok(opened)
 }
 
 impl Server {
@@ -90,7 +89,7 @@ impl Server {
     /// # Errors
     /// When the store, keys, credentials or configuration are unusable.
     pub async fn new(listener: TcpListener, config: Config) -> anyhow::Result<Self> {
-        Self::with_clock(listener, config, Arc::new(SystemClock)).await
+        Self::start(listener, config, None).await
     }
 
     /// [`Server::new`] with another clock for the domain and the dispatcher (tests move it to
@@ -103,6 +102,16 @@ impl Server {
         config: Config,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<Self> {
+        Self::start(listener, config, Some(clock)).await
+    }
+
+    /// Prepares the server; the domain's clock is `clock`, else the store's own (a shared
+    /// database's), else the system's.
+    async fn start(
+        listener: TcpListener,
+        config: Config,
+        clock: Option<Arc<dyn Clock>>,
+    ) -> anyhow::Result<Self> {
         let address = listener
             .local_addr()
             .context("reading the listen address")?;
@@ -114,7 +123,14 @@ impl Server {
                  configure apps and issuers, or set allow_development_on_public_address"
             );
         }
-        let storage = open_storage(&config).await?;
+        let OpenedStore {
+            storage,
+            events,
+            clock: store_clock,
+        } = open_storage(&config).await?;
+        let clock = clock
+            .or(store_clock)
+            .unwrap_or_else(|| Arc::new(SystemClock));
         let apps = Arc::new(match (config.apps.is_empty(), development) {
             (true, true) => AppDirectory::demo(),
             (true, false) => {
@@ -147,7 +163,6 @@ impl Server {
             subscription_lifetime: Duration::from_secs(config.limits.subscription_days * 86_400),
             ..Limits::default()
         };
-        let events: Arc<dyn FeedEvents> = LocalEvents::new();
         let registry: Arc<dyn AppRegistry> = apps.clone();
         let ports = Ports {
             notifications: Arc::clone(&storage.notifications),

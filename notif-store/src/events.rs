@@ -46,6 +46,24 @@ impl LocalEvents {
         Arc::new(Self::default())
     }
 
+    /// The feeds someone in this process watches now.
+    pub(crate) fn watched(&self) -> Vec<FeedKey> {
+        self.feeds()
+            .iter()
+            .filter(|(_, sender)| sender.receiver_count() > 0)
+            .map(|(feed, _)| feed.clone())
+            .collect()
+    }
+
+    /// Wakes every watcher and dispatcher: events may have been missed, and each re-reads
+    /// from its cursor.
+    pub(crate) fn wake_all(&self) {
+        for sender in self.feeds().values() {
+            sender.send_modify(|_| {});
+        }
+        self.jobs_due();
+    }
+
     fn feeds(&self) -> std::sync::MutexGuard<'_, HashMap<FeedKey, watch::Sender<u64>>> {
         // Every update leaves the map consistent: a panic elsewhere does not poison it.
         self.feeds

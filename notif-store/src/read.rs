@@ -29,55 +29,88 @@ pub(crate) fn list<E: Engine + ?Sized>(
         Some(token) => Bound::Excluded(keys::notification_key(feed, token)),
         None => Bound::Included(prefix),
     };
-    let mut notifications = Vec::new();
-    // The page continues after the last notification returned, or — when the scan budget
-    // ends the page first — after the last one examined.
-    let mut continue_after = None;
-    let mut examined = 0;
-    let mut last_examined = None;
+    let mut pager = Pager::new(query, now);
     let mut failure = None;
     engine.scan(
         Tree::Notifications,
         (lower, upper),
         false,
-        &mut |key, value| {
-            let notification = match records::decode::<NotificationRecord>(key, value)
-                .and_then(|record| record.into_domain(key))
-            {
-                Ok(notification) => notification,
-                Err(error) => {
-                    failure = Some(error);
-                    return ControlFlow::Break(());
-                }
-            };
-            if examined == query.scan_budget.max(1) {
-                continue_after = last_examined;
-                return ControlFlow::Break(());
+        &mut |key, value| match records::decode::<NotificationRecord>(key, value)
+            .and_then(|record| record.into_domain(key))
+        {
+            Ok(notification) => pager.offer(notification),
+            Err(error) => {
+                failure = Some(error);
+                ControlFlow::Break(())
             }
-            examined += 1;
-            let matches = query.matches(&notification, now);
-            if notifications.len() == query.page_size {
-                if matches {
-                    // One more exists: the next page starts after this page's last.
-                    continue_after = notifications.last().map(|last: &Notification| last.id);
-                    return ControlFlow::Break(());
-                }
-            } else if matches {
-                notifications.push(notification.clone());
-            }
-            last_examined = Some(notification.id);
-            ControlFlow::Continue(())
         },
     )?;
     if let Some(error) = failure {
         return Err(error);
     }
-    let next_page_token = continue_after;
+    let (notifications, next_page_token) = pager.finish();
     Ok(ListPage {
         notifications,
         next_page_token,
         unread_count: Direct(engine).feed_meta(feed)?.unread,
     })
+}
+
+/// Fills one page of a listing from the feed's notifications offered newest first, after
+/// the page token: until the page is full or the query's scan budget is spent. Every store
+/// pages through it, so pages end, and continue, the same everywhere.
+#[derive(Debug)]
+pub(crate) struct Pager<'q> {
+    query: &'q ListQuery,
+    now: Timestamp,
+    notifications: Vec<Notification>,
+    examined: usize,
+    last_examined: Option<NotificationId>,
+    continue_after: Option<NotificationId>,
+}
+
+impl<'q> Pager<'q> {
+    /// An empty page of `query` at `now`.
+    pub(crate) fn new(query: &'q ListQuery, now: Timestamp) -> Self {
+        Self {
+            query,
+            now,
+            notifications: Vec::new(),
+            examined: 0,
+            last_examined: None,
+            continue_after: None,
+        }
+    }
+
+    /// Offers the next notification; `Break` when the page is done.
+    pub(crate) fn offer(&mut self, notification: Notification) -> ControlFlow<()> {
+        // The page continues after the last notification returned, or — when the scan
+        // budget ends the page first — after the last one examined.
+        if self.examined == self.query.scan_budget.max(1) {
+            self.continue_after = self.last_examined;
+            return ControlFlow::Break(());
+        }
+        self.examined += 1;
+        let matches = self.query.matches(&notification, self.now);
+        if self.notifications.len() == self.query.page_size {
+            if matches {
+                // One more exists: the next page starts after this page's last.
+                self.continue_after = self.notifications.last().map(|last| last.id);
+                return ControlFlow::Break(());
+            }
+        } else if matches {
+            self.last_examined = Some(notification.id);
+            self.notifications.push(notification);
+            return ControlFlow::Continue(());
+        }
+        self.last_examined = Some(notification.id);
+        ControlFlow::Continue(())
+    }
+
+    /// The page and where the next one starts (`None` when the feed was scanned to its end).
+    pub(crate) fn finish(self) -> (Vec<Notification>, Option<NotificationId>) {
+        (self.notifications, self.continue_after)
+    }
 }
 
 /// The changes after `cursor`: a forward scan of the feed's change log.

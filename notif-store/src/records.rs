@@ -336,7 +336,7 @@ impl SubscriptionRecord {
 }
 
 /// A delivery job on disk; the (notification, subscription) pair is its key.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct JobRecord {
     app: String,
     user: String,
@@ -390,6 +390,37 @@ impl JobRecord {
     /// Whether it waits for an older in-flight send.
     pub(crate) fn waits_for_in_flight(&self) -> bool {
         self.waits_for_in_flight
+    }
+
+    /// What this stored job is, at `now`, to a newer job for its key — the queue rules'
+    /// view of it. `withdraw_handed_over` is asked only about a job leased now: whether it
+    /// was only handed over to the dispatcher, never taken (and is withdrawn).
+    pub(crate) fn queued(
+        &self,
+        now: Timestamp,
+        withdraw_handed_over: impl FnOnce() -> bool,
+    ) -> notif_core::queue::Queued {
+        use notif_core::queue::Queued;
+        let change_seq = ChangeSeq::new(self.change_seq);
+        match self.lease_end().filter(|lease_end| *lease_end > now) {
+            Some(_) if withdraw_handed_over() => Queued::HandedOver { change_seq },
+            Some(lease_end) => Queued::InFlight {
+                change_seq,
+                lease_end,
+            },
+            None if self.waits_for_in_flight && Timestamp::from_unix_millis(self.due) > now => {
+                Queued::Waiting {
+                    change_seq,
+                    until: Timestamp::from_unix_millis(self.due),
+                }
+            }
+            None => Queued::Pending { change_seq },
+        }
+    }
+
+    /// The change this job pushes.
+    pub(crate) fn change_seq(&self) -> ChangeSeq {
+        ChangeSeq::new(self.change_seq)
     }
 
     /// Back to the domain: the feed and the job.

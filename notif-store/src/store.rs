@@ -9,7 +9,6 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -30,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::engine::{Engine, MemoryEngine, SledEngine};
 use crate::handoff::Handoff;
+use crate::stats::WriteStats;
 use crate::tx::{Direct, Group, Reader, Tx, feed_subscriptions};
 use crate::{read, write};
 
@@ -85,13 +85,6 @@ impl WriterHealth {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
-}
-
-/// How many writes were made and how long they took, queueing and flush included.
-#[derive(Debug, Default)]
-struct WriteStats {
-    count: AtomicU64,
-    nanos: AtomicU64,
 }
 
 /// The durable store on sled: a directory on disk.
@@ -234,9 +227,7 @@ impl<E: Engine> Store<E> {
         let result = reply
             .await
             .map_err(|_| StoreError::Unavailable("the store writer stopped".into()))?;
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.writes.count.fetch_add(1, Ordering::Relaxed);
-        self.writes.nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.writes.record(started.elapsed());
         result
     }
 
@@ -345,10 +336,7 @@ impl<E: Engine> StoreAdmin for Store<E> {
     }
 
     fn write_latency(&self) -> (u64, Duration) {
-        (
-            self.writes.count.load(Ordering::Relaxed),
-            Duration::from_nanos(self.writes.nanos.load(Ordering::Relaxed)),
-        )
+        self.writes.totals()
     }
 
     /// A flush shared with any concurrent writes.
@@ -532,7 +520,7 @@ impl<E: Engine> DeliveryQueue for Store<E> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::AtomicBool;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
     use crate::engine::{KeyRange, Tree, Visitor, WriteBatch, sealed};

@@ -22,6 +22,10 @@ struct Arguments {
     /// Data directory, overriding the configuration.
     #[arg(long, env = "NOTIF_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// The store: a PostgreSQL-wire database URL (`postgres://user@host/db`), overriding
+    /// the configuration; without one, sled under the data directory.
+    #[arg(long, env = "NOTIF_STORE")]
+    store: Option<String>,
 }
 
 #[tokio::main]
@@ -41,6 +45,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(data_dir) = arguments.data_dir {
         config.data_dir = data_dir;
+    }
+    if let Some(store) = arguments.store {
+        config.store.url = Some(store);
     }
     let development = config.is_development();
     let data_dir = config.data_dir.clone();

@@ -23,6 +23,8 @@
 mod cases;
 pub mod fixtures;
 mod model;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -35,6 +37,8 @@ pub use model::{
     jobs_waiting_for_the_dispatcher_are_not_sent_after_an_unsubscribe,
     jobs_waiting_for_the_dispatcher_at_close_are_due_after_reopen, the_store_agrees_with_the_model,
 };
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresFactory, TestPostgres};
 
 /// Every storage port in one object: what a store under the contract implements.
 pub trait StorePorts: NotificationStore + SubscriptionStore + DeliveryQueue + StoreAdmin {}

@@ -220,31 +220,20 @@ fn put_job<E: Engine + ?Sized>(
     let mut job = job.clone();
     let mut queued = Queued::Nothing;
     if let Some(previous) = tx.record::<JobRecord>(Tree::Jobs, &key)? {
-        let leased_until = previous.lease_end().filter(|lease_end| *lease_end > now);
-        let waits = previous.waits_for_in_flight();
+        // Decided before the hand-off is touched: a job this one would not replace stays
+        // where it is, handed over or not.
+        let pending = Queued::Pending {
+            change_seq: previous.change_seq(),
+        };
+        if queue::enqueue(pending, &job, now) == Enqueue::Keep {
+            return Ok(None);
+        }
         // An undecodable job is overwritten, and its orphaned due entry is dropped when it
         // comes due.
-        if let Ok((_, previous)) = previous.into_domain(&key) {
-            let change_seq = previous.change_seq;
-            // Decided before the hand-off is touched: a job this one would not replace stays
-            // where it is, handed over or not.
-            if queue::enqueue(Queued::Pending { change_seq }, &job, now) == Enqueue::Keep {
-                return Ok(None);
-            }
-            queued = match leased_until {
-                // Handed over but never taken: never sent, superseded like a pending job.
-                Some(_) if tx.withdraw_handed_over(&previous) => Queued::HandedOver { change_seq },
-                Some(lease_end) => Queued::InFlight {
-                    change_seq,
-                    lease_end,
-                },
-                None if waits && previous.due > now => Queued::Waiting {
-                    change_seq,
-                    until: previous.due,
-                },
-                None => Queued::Pending { change_seq },
-            };
-            tx.delete(Tree::Due, keys::due_key(previous.due, &key));
+        if let Ok((_, decoded)) = JobRecord::into_domain(previous.clone(), &key) {
+            // Handed over but never taken: never sent, superseded like a pending job.
+            queued = previous.queued(now, || tx.withdraw_handed_over(&decoded));
+            tx.delete(Tree::Due, keys::due_key(decoded.due, &key));
         }
     }
     let waiting = match queue::enqueue(queued, &job, now) {

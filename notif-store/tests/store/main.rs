@@ -15,3 +15,9 @@ mod memory_contract {
 mod sled_contract {
     notif_store::contract_suite!(notif_store::contract::SledFactory::new());
 }
+
+mod postgres_contract {
+    notif_store::contract_suite!(notif_store::contract::PostgresFactory::new(
+        notif_store::EventDelivery::Notify
+    ));
+}

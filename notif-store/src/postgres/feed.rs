@@ -1,0 +1,226 @@
+//! Feed writes: the op resolved, applied by the domain rule, and persisted — new versions,
+//! their change-log position, the counters, every delivery job and its status — in the
+//! caller's transaction.
+
+use deadpool_postgres::GenericClient;
+use futures_util::future::try_join_all;
+use notif_core::delivery::DeliveryRecord;
+use notif_core::fanout::DeliveryJob;
+use notif_core::feed::{self, FeedOp, FeedState, FeedWrite, Target};
+use notif_core::notification::{ChangeSeq, FeedKey, Notification};
+use notif_core::queue::{self, Enqueue, Queued};
+use notif_core::time::Timestamp;
+
+use super::jobs::{self, lock_jobs, put_jobs, put_statuses};
+use super::read::feed_subscriptions;
+use super::rows::{self, JobColumns, feed_columns};
+use super::tx::{TxError, execute, query};
+use crate::keys;
+use crate::records::{self, JobRecord, NotificationRecord};
+
+/// Takes the feed's row — created on first use — and holds its lock until commit; returns
+/// its last change number and unread count.
+///
+/// Every writer of a feed takes this lock first, so the feed's change numbers are handed
+/// out, and committed, in one order: a transaction holding number N commits (or rolls back)
+/// before any other can take N + 1. A reader replaying `change_seq > cursor` therefore never
+/// passes a number whose transaction commits later — the gap a global sequence would leave.
+pub(crate) async fn lock_feed(
+    client: &impl GenericClient,
+    feed: &FeedKey,
+) -> Result<(u64, u64), TxError> {
+    let (app, user) = feed_columns(feed);
+    let rows = query(
+        client,
+        "INSERT INTO notif_feeds (app, usr) VALUES ($1, $2) \
+         ON CONFLICT (app, usr) DO UPDATE SET last_seq = notif_feeds.last_seq \
+         RETURNING last_seq, unread",
+        &[&app, &user],
+    )
+    .await?;
+    let row = rows.first().ok_or_else(|| {
+        TxError::Store(notif_core::ports::StoreError::Unavailable(
+            "the feed row was not returned".into(),
+        ))
+    })?;
+    let last_seq: i64 = row.get(0);
+    let unread: i64 = row.get(1);
+    Ok((
+        u64::try_from(last_seq).unwrap_or_default(),
+        u64::try_from(unread).unwrap_or_default(),
+    ))
+}
+
+/// Stores the feed's new counters; the feed's row is locked already.
+pub(crate) async fn put_counters(
+    client: &impl GenericClient,
+    feed: &FeedKey,
+    last_seq: u64,
+    unread: u64,
+) -> Result<(), TxError> {
+    let (app, user) = feed_columns(feed);
+    let last_seq = i64::try_from(last_seq).unwrap_or(i64::MAX);
+    let unread = i64::try_from(unread).unwrap_or(i64::MAX);
+    execute(
+        client,
+        "UPDATE notif_feeds SET last_seq = $3, unread = $4 WHERE app = $1 AND usr = $2",
+        &[&app, &user, &last_seq, &unread],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Applies a feed op in the caller's transaction.
+pub(crate) async fn write_feed(
+    client: &impl GenericClient,
+    feed: &FeedKey,
+    op: FeedOp,
+    now: Timestamp,
+) -> Result<FeedWrite, TxError> {
+    let (last_seq, unread) = lock_feed(client, feed).await?;
+    let target = op.target();
+    let (current, subscriptions) = futures_util::try_join!(
+        resolve(client, feed, &target),
+        feed_subscriptions(client, feed),
+    )?;
+    let write = feed::apply(
+        op,
+        FeedState {
+            current: &current,
+            last_seq: ChangeSeq::new(last_seq),
+            subscriptions: &subscriptions,
+            now,
+        },
+    )?;
+    if write.changes.is_empty() {
+        return Ok(write);
+    }
+    let mut unread = unread;
+    for (notification, _) in &write.changes {
+        let previous = current
+            .iter()
+            .find(|candidate| candidate.id == notification.id);
+        unread = queue::unread_after(unread, previous, notification);
+    }
+    let puts = write
+        .changes
+        .iter()
+        .map(|(notification, _)| put_notification(client, notification));
+    futures_util::try_join!(
+        try_join_all(puts),
+        put_counters(client, feed, write.last_seq.value(), unread),
+        enqueue(client, feed, &write.jobs, now),
+    )?;
+    Ok(write)
+}
+
+/// The live notifications `target` addresses (tombstones included).
+async fn resolve(
+    client: &impl GenericClient,
+    feed: &FeedKey,
+    target: &Target,
+) -> Result<Vec<Notification>, TxError> {
+    let (app, user) = feed_columns(feed);
+    let found = match target {
+        Target::Id(id) => query(
+            client,
+            "SELECT id, record FROM notif_notifications WHERE app = $1 AND usr = $2 AND id = $3",
+            &[&app, &user, id.as_uuid()],
+        )
+        .await?,
+        Target::AppNotificationId(key) => {
+            query(
+                client,
+                "SELECT n.id, n.record FROM notif_app_ids a \
+                 JOIN notif_notifications n ON n.app = a.app AND n.usr = a.usr AND n.id = a.id \
+                 WHERE a.app = $1 AND a.usr = $2 AND a.app_notification_id = $3",
+                &[&app, &user, &key.as_str()],
+            )
+            .await?
+        }
+        Target::Group(group) => {
+            query(
+                client,
+                "SELECT id, record FROM notif_notifications \
+                 WHERE app = $1 AND usr = $2 AND group_name = $3 ORDER BY id",
+                &[&app, &user, &group.as_str()],
+            )
+            .await?
+        }
+    };
+    found
+        .iter()
+        .map(|row| rows::notification(row, feed).map_err(TxError::from))
+        .collect()
+}
+
+/// Writes a notification's new version and points its `appNotificationId` at it.
+async fn put_notification(
+    client: &impl GenericClient,
+    notification: &Notification,
+) -> Result<(), TxError> {
+    let (app, user) = feed_columns(&notification.feed);
+    let change_seq = i64::try_from(notification.change_seq.value()).unwrap_or(i64::MAX);
+    let group = notification.group_name.as_ref().map(|group| group.as_str());
+    let expiration = notification.expiration.unix_millis();
+    let record = records::encode(&NotificationRecord::from(notification));
+    let id = notification.id.as_uuid();
+    let key = notification.app_notification_id.as_str();
+    futures_util::try_join!(
+        async {
+            execute(
+            client,
+            "INSERT INTO notif_notifications (app, usr, id, change_seq, group_name, expiration, record) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (app, usr, id) DO UPDATE SET change_seq = EXCLUDED.change_seq, \
+               group_name = EXCLUDED.group_name, expiration = EXCLUDED.expiration, \
+               record = EXCLUDED.record",
+            &[&app, &user, id, &change_seq, &group, &expiration, &record],
+        ).await
+        },
+        async {
+            execute(
+            client,
+            "INSERT INTO notif_app_ids (app, usr, app_notification_id, id) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (app, usr, app_notification_id) DO UPDATE SET id = EXCLUDED.id",
+            &[&app, &user, &key, id],
+        ).await
+        },
+    )?;
+    Ok(())
+}
+
+/// Queues `jobs` by the queue rules: each supersedes a pending job for its (notification,
+/// endpoint), or waits behind one in flight, so a device never receives an older change
+/// after a newer one.
+async fn enqueue(
+    client: &impl GenericClient,
+    feed: &FeedKey,
+    jobs: &[DeliveryJob],
+    now: Timestamp,
+) -> Result<(), TxError> {
+    let keys: Vec<_> = jobs.iter().map(jobs::key).collect();
+    let stored = lock_jobs(client, &keys).await?;
+    let mut rows = Vec::with_capacity(jobs.len());
+    let mut statuses = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let queued = stored
+            .get(&keys::job_key(job.notification, job.subscription))
+            // No hand-off here: a job leased now is in flight.
+            .map_or(Queued::Nothing, |previous| previous.queued(now, || false));
+        let mut job = job.clone();
+        let waiting = match queue::enqueue(queued, &job, now) {
+            Enqueue::Keep => continue,
+            Enqueue::Replace => false,
+            Enqueue::WaitBehind { until } => {
+                job.due = until;
+                true
+            }
+        };
+        let record = JobRecord::new(&job, feed).waiting_for_in_flight(waiting);
+        rows.push(JobColumns::new(&job, &record));
+        statuses.push(DeliveryRecord::pending(&job, now));
+    }
+    futures_util::try_join!(put_jobs(client, rows), put_statuses(client, &statuses))?;
+    Ok(())
+}

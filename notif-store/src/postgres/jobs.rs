@@ -1,0 +1,137 @@
+//! The job and delivery-status rows, written and locked in batches: one statement per
+//! batch, whatever its size.
+
+use std::collections::HashMap;
+
+use deadpool_postgres::GenericClient;
+use notif_core::delivery::{DeliveryRecord, DeliveryState};
+use notif_core::fanout::DeliveryJob;
+use notif_core::time::Timestamp;
+use uuid::Uuid;
+
+use super::rows::{self, JobColumns};
+use super::tx::{TxError, execute, query};
+use crate::records::JobRecord;
+
+/// Reads the jobs stored for `keys` and locks them until commit; returns them by key.
+pub(crate) async fn lock_jobs(
+    client: &impl GenericClient,
+    keys: &[(Uuid, Uuid)],
+) -> Result<HashMap<[u8; 32], JobRecord>, TxError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let (notifications, subscriptions): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
+    let found = query(
+        client,
+        "SELECT j.notification, j.subscription, j.record FROM notif_jobs j \
+         JOIN unnest($1::uuid[], $2::uuid[]) AS k(notification, subscription) \
+           ON j.notification = k.notification AND j.subscription = k.subscription \
+         ORDER BY j.notification, j.subscription FOR UPDATE OF j",
+        &[&notifications, &subscriptions],
+    )
+    .await?;
+    found
+        .iter()
+        .map(|row| rows::job_record(row).map_err(TxError::from))
+        .collect()
+}
+
+/// Writes `jobs`, inserting or overwriting each.
+pub(crate) async fn put_jobs(
+    client: &impl GenericClient,
+    jobs: Vec<JobColumns>,
+) -> Result<(), TxError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let mut notifications = Vec::with_capacity(jobs.len());
+    let mut subscriptions = Vec::with_capacity(jobs.len());
+    let mut dues = Vec::with_capacity(jobs.len());
+    let mut records = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        notifications.push(job.notification);
+        subscriptions.push(job.subscription);
+        dues.push(job.due);
+        records.push(job.record);
+    }
+    execute(
+        client,
+        "INSERT INTO notif_jobs (notification, subscription, due, record) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bytea[]) \
+         ON CONFLICT (notification, subscription) \
+         DO UPDATE SET due = EXCLUDED.due, record = EXCLUDED.record",
+        &[&notifications, &subscriptions, &dues, &records],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes the jobs of `keys`.
+pub(crate) async fn delete_jobs(
+    client: &impl GenericClient,
+    keys: &[(Uuid, Uuid)],
+) -> Result<(), TxError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let (notifications, subscriptions): (Vec<Uuid>, Vec<Uuid>) = keys.iter().copied().unzip();
+    execute(
+        client,
+        "DELETE FROM notif_jobs j USING unnest($1::uuid[], $2::uuid[]) AS k(notification, subscription) \
+         WHERE j.notification = k.notification AND j.subscription = k.subscription",
+        &[&notifications, &subscriptions],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Writes delivery statuses, inserting or overwriting each.
+pub(crate) async fn put_statuses(
+    client: &impl GenericClient,
+    statuses: &[DeliveryRecord],
+) -> Result<(), TxError> {
+    if statuses.is_empty() {
+        return Ok(());
+    }
+    let mut notifications = Vec::with_capacity(statuses.len());
+    let mut subscriptions = Vec::with_capacity(statuses.len());
+    let mut records = Vec::with_capacity(statuses.len());
+    for status in statuses {
+        let (notification, subscription, record) = rows::status_columns(status);
+        notifications.push(notification);
+        subscriptions.push(subscription);
+        records.push(record);
+    }
+    execute(
+        client,
+        "INSERT INTO notif_delivery_status (notification, subscription, record) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bytea[]) \
+         ON CONFLICT (notification, subscription) DO UPDATE SET record = EXCLUDED.record",
+        &[&notifications, &subscriptions, &records],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The delivery status of `job` after an attempt (or a decision) at `now`.
+pub(crate) fn status(
+    job: &DeliveryJob,
+    state: DeliveryState,
+    attempts: u32,
+    now: Timestamp,
+) -> DeliveryRecord {
+    DeliveryRecord {
+        notification: job.notification,
+        subscription: job.subscription,
+        platform: job.platform,
+        state,
+        attempts,
+        updated_at: now,
+    }
+}
+
+/// The key columns of `job`.
+pub(crate) fn key(job: &DeliveryJob) -> (Uuid, Uuid) {
+    (*job.notification.as_uuid(), *job.subscription.as_uuid())
+}

@@ -1,0 +1,428 @@
+//! [`PostgresStore`]: the storage ports on a PostgreSQL-wire database — PostgreSQL itself,
+//! and the distributed engines that speak its protocol (CockroachDB, YugabyteDB) — shared by
+//! any number of notifd nodes.
+//!
+//! Every operation is one transaction, retried as a whole on serialization failures and
+//! deadlocks. The rules come from notif-core: a transaction reads the rows a rule needs,
+//! locked `FOR UPDATE`, applies the pure rule, and writes its result. Correctness rests on
+//! row locks and leases only — no advisory locks, which CockroachDB ignores.
+//!
+//! Modules: `connect` (URL, TLS, pool), `schema` (migrations), `tx` (the retry loop and
+//! statement helpers), `rows` (records to rows), `feed`, `jobs`, `queue`, `subscriptions`,
+//! `expiry` (the writes), `read` (the queries), `events` ([`PostgresEvents`]), `clock`
+//! ([`DatabaseClock`]).
+
+mod clock;
+pub(crate) mod connect;
+mod events;
+mod expiry;
+mod feed;
+mod jobs;
+mod queue;
+mod read;
+mod rows;
+mod schema;
+mod subscriptions;
+mod tx;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+use notif_core::delivery::{DeliveryRecord, Settlement};
+use notif_core::fanout::DeliveryJob;
+use notif_core::feed::{FeedOp, FeedWrite};
+use notif_core::ids::{NotificationId, SubscriptionId};
+use notif_core::notification::{ChangeSeq, FeedKey, Notification};
+use notif_core::ports::{
+    ChangePage, DeliveryQueue, LeasedJob, ListPage, ListQuery, NotificationStore, StoreAdmin,
+    StoreError, SubscribeOutcome, SubscriptionStore,
+};
+use notif_core::subscription::Subscription;
+use notif_core::time::Timestamp;
+use tokio::task::JoinHandle;
+
+pub use clock::DatabaseClock;
+pub use events::{EventDelivery, PostgresEvents};
+
+use crate::stats::WriteStats;
+use tx::{read, transact};
+
+/// How to reach the database, and how this node uses it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresConfig {
+    /// `postgres://user@host:port/database?sslmode=…` (libpq's URL form).
+    pub url: String,
+    /// The password, when not in the URL (from an environment variable, say).
+    pub password: Option<String>,
+    /// Most connections this node opens.
+    pub pool_size: usize,
+    /// How feed events reach the other nodes.
+    pub events: EventDelivery,
+    /// How often the event poll runs.
+    pub poll_interval: Duration,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PostgresConfig")
+            .field("url", &redacted(&self.url))
+            .field("password", &self.password.as_ref().map(|_| "…"))
+            .field("pool_size", &self.pool_size)
+            .field("events", &self.events)
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
+}
+
+impl PostgresConfig {
+    /// The defaults for `url`: 16 connections, `NOTIFY` with a poll every second.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            password: None,
+            pool_size: 16,
+            events: EventDelivery::Notify,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+
+    /// The URL without its password, for logs.
+    pub fn display_url(&self) -> String {
+        redacted(&self.url)
+    }
+}
+
+/// `url` with any password replaced.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("…"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "(not a URL)".into(),
+    }
+}
+
+/// How often the health probe runs (and re-reads the database's clock).
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// The storage ports on a PostgreSQL-wire database.
+pub struct PostgresStore {
+    pool: Pool,
+    settings: tokio_postgres::Config,
+    health: Arc<Health>,
+    writes: WriteStats,
+    clock: Arc<DatabaseClock>,
+    probe: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("PostgresStore")
+            .field("pool", &self.pool.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        self.probe.abort();
+        self.pool.close();
+    }
+}
+
+/// What the last operation and probe saw of the database.
+#[derive(Debug, Default)]
+struct Health {
+    failing: Mutex<Option<String>>,
+}
+
+impl Health {
+    fn record<T>(&self, outcome: &Result<T, StoreError>) {
+        let failing = match outcome {
+            Err(StoreError::Unavailable(reason)) => Some(reason.clone()),
+            _ => None,
+        };
+        *self
+            .failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = failing;
+    }
+
+    fn failing(&self) -> Option<String> {
+        self.failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+impl PostgresStore {
+    /// Connects, brings the schema up to date, and starts the health probe on the current
+    /// runtime.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the URL is not valid, the database cannot be
+    /// reached, or it holds a newer schema than this binary knows.
+    pub async fn open(config: &PostgresConfig) -> Result<Self, StoreError> {
+        let mut settings = connect::settings(&config.url, config.password.as_deref())?;
+        if settings.get_connect_timeout().is_none() {
+            settings.connect_timeout(Duration::from_secs(5));
+        }
+        let (mut client, connection) = connect::connect(&settings).await?;
+        let driver = tokio::spawn(connection);
+        let migrated = schema::migrate(&mut client).await;
+        drop(client);
+        let _ = driver.await;
+        migrated?;
+        let pool = connect::pool(settings.clone(), config.pool_size)?;
+        let health = Arc::new(Health::default());
+        let clock = Arc::new(DatabaseClock::new());
+        clock.synchronise(&pool).await?;
+        let probe = tokio::spawn(probe(pool.clone(), Arc::clone(&health), Arc::clone(&clock)));
+        Ok(Self {
+            pool,
+            settings,
+            health,
+            writes: WriteStats::default(),
+            clock,
+            probe,
+        })
+    }
+
+    /// The database's clock, as this node reads it: every node's times — leases, due times,
+    /// expirations — on one time base, whatever the nodes' own clocks say.
+    pub fn clock(&self) -> Arc<DatabaseClock> {
+        Arc::clone(&self.clock)
+    }
+
+    /// Starts this node's feed events over the database (see [`PostgresEvents`]).
+    pub fn events(&self, delivery: EventDelivery, poll_interval: Duration) -> Arc<PostgresEvents> {
+        PostgresEvents::start(
+            self.pool.clone(),
+            self.settings.clone(),
+            delivery,
+            poll_interval,
+        )
+    }
+
+    fn observed<T>(&self, outcome: Result<T, StoreError>) -> Result<T, StoreError> {
+        self.health.record(&outcome);
+        outcome
+    }
+
+    async fn write<T>(
+        &self,
+        body: impl for<'t> FnMut(&'t deadpool_postgres::Transaction<'t>) -> tx::Body<'t, T>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let outcome = self.observed(transact(&self.pool, body).await);
+        self.writes.record(started.elapsed());
+        outcome
+    }
+
+    async fn query<T>(
+        &self,
+        body: impl for<'c> FnOnce(&'c deadpool_postgres::Client) -> tx::Body<'c, T>,
+    ) -> Result<T, StoreError> {
+        self.observed(read(&self.pool, body).await)
+    }
+}
+
+/// Checks the database every [`PROBE_EVERY`], for [`StoreAdmin::health`], and keeps the
+/// clock in step with it.
+async fn probe(pool: Pool, health: Arc<Health>, clock: Arc<DatabaseClock>) {
+    let mut ticker = tokio::time::interval(PROBE_EVERY);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        let checked = tokio::time::timeout(PROBE_EVERY * 5, clock.synchronise(&pool))
+            .await
+            .unwrap_or_else(|_| {
+                Err(StoreError::Unavailable(
+                    "the database does not answer".into(),
+                ))
+            });
+        health.record(&checked);
+    }
+}
+
+#[async_trait]
+impl NotificationStore for PostgresStore {
+    async fn write(
+        &self,
+        feed: &FeedKey,
+        op: FeedOp,
+        now: Timestamp,
+    ) -> Result<FeedWrite, StoreError> {
+        self.write(|transaction| {
+            let (feed, op) = (feed.clone(), op.clone());
+            Box::pin(async move { feed::write_feed(transaction, &feed, op, now).await })
+        })
+        .await
+    }
+
+    async fn get(
+        &self,
+        feed: &FeedKey,
+        id: NotificationId,
+        now: Timestamp,
+    ) -> Result<Option<Notification>, StoreError> {
+        let feed = feed.clone();
+        self.query(|client| Box::pin(async move { read::get(client, &feed, id, now).await }))
+            .await
+    }
+
+    async fn list(
+        &self,
+        feed: &FeedKey,
+        query: &ListQuery,
+        now: Timestamp,
+    ) -> Result<ListPage, StoreError> {
+        let (feed, list) = (feed.clone(), query.clone());
+        self.query(|client| Box::pin(async move { read::list(client, &feed, &list, now).await }))
+            .await
+    }
+
+    async fn changes_since(
+        &self,
+        feed: &FeedKey,
+        cursor: ChangeSeq,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<ChangePage, StoreError> {
+        let feed = feed.clone();
+        self.query(|client| {
+            Box::pin(async move { read::changes_since(client, &feed, cursor, limit, now).await })
+        })
+        .await
+    }
+
+    async fn delivery_status(
+        &self,
+        feed: &FeedKey,
+        id: NotificationId,
+    ) -> Result<Vec<DeliveryRecord>, StoreError> {
+        let feed = feed.clone();
+        self.query(|client| Box::pin(async move { read::delivery_status(client, &feed, id).await }))
+            .await
+    }
+
+    async fn expire(&self, now: Timestamp, limit: usize) -> Result<usize, StoreError> {
+        self.write(|transaction| Box::pin(expiry::expire(transaction, now, limit)))
+            .await
+    }
+}
+
+#[async_trait]
+impl SubscriptionStore for PostgresStore {
+    async fn subscribe(
+        &self,
+        candidate: Subscription,
+        max_per_user: usize,
+    ) -> Result<SubscribeOutcome, StoreError> {
+        self.write(|transaction| {
+            Box::pin(subscriptions::subscribe(
+                transaction,
+                candidate.clone(),
+                max_per_user,
+            ))
+        })
+        .await
+    }
+
+    async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, StoreError> {
+        self.query(|client| Box::pin(read::subscription(client, id)))
+            .await
+    }
+
+    async fn subscriptions(&self, feed: &FeedKey) -> Result<Vec<Subscription>, StoreError> {
+        let feed = feed.clone();
+        self.query(|client| Box::pin(async move { read::feed_subscriptions(client, &feed).await }))
+            .await
+    }
+
+    async fn unsubscribe(&self, feed: &FeedKey, id: SubscriptionId) -> Result<(), StoreError> {
+        self.write(|transaction| {
+            let feed = feed.clone();
+            Box::pin(async move { subscriptions::unsubscribe(transaction, &feed, id).await })
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for PostgresStore {
+    async fn lease_due(
+        &self,
+        now: Timestamp,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<LeasedJob>, StoreError> {
+        self.write(|transaction| Box::pin(queue::lease_due(transaction, now, limit, lease)))
+            .await
+    }
+
+    async fn settle(
+        &self,
+        settlements: Vec<(DeliveryJob, Settlement)>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let settlements = Arc::new(settlements);
+        self.write(|transaction| {
+            let settlements = Arc::clone(&settlements);
+            Box::pin(async move { queue::settle(transaction, &settlements, now).await })
+        })
+        .await
+    }
+
+    async fn release(&self, jobs: Vec<DeliveryJob>, due: Timestamp) -> Result<(), StoreError> {
+        let jobs = Arc::new(jobs);
+        self.write(|transaction| {
+            let jobs = Arc::clone(&jobs);
+            Box::pin(async move { queue::release(transaction, &jobs, due).await })
+        })
+        .await
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.query(|client| Box::pin(read::next_due(client))).await
+    }
+}
+
+#[async_trait]
+impl StoreAdmin for PostgresStore {
+    fn health(&self) -> Result<(), StoreError> {
+        match self.health.failing() {
+            Some(reason) => Err(StoreError::Unavailable(reason)),
+            None => Ok(()),
+        }
+    }
+
+    async fn pending_jobs(&self) -> Result<u64, StoreError> {
+        self.query(|client| Box::pin(read::pending_jobs(client)))
+            .await
+    }
+
+    fn write_latency(&self) -> (u64, Duration) {
+        self.writes.totals()
+    }
+
+    async fn flush(&self) -> Result<(), StoreError> {
+        // Every write is acknowledged after its commit: durable already.
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        // Jobs this node leased and did not send come due when their leases end; the
+        // dispatcher gave back what it never started before the store closes.
+        self.probe.abort();
+        self.pool.close();
+        Ok(())
+    }
+}

@@ -1,0 +1,365 @@
+//! The delivery queue on the database: leasing with `FOR UPDATE SKIP LOCKED`, settling and
+//! releasing by the rules of `notif_core::queue`.
+//!
+//! A lease is the job's due time moved to the lease's end, recorded in the job as its
+//! lease: a dispatcher that dies leaves jobs that simply come due again. The lease's end is
+//! also its token. A job is leased only once due (its previous lease, if any, ended), so each
+//! lease of a job ends later than the one before: a settlement whose lease is not the one the
+//! job holds comes from a dispatcher whose lease lapsed, and is stale.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use deadpool_postgres::GenericClient;
+use notif_core::delivery::{DeliveryRecord, DeliveryState, Settlement};
+use notif_core::fanout::DeliveryJob;
+use notif_core::notification::{FeedKey, Notification};
+use notif_core::ports::LeasedJob;
+use notif_core::queue::{self, AtLease, AtSettle, Held};
+use notif_core::subscription::Subscription;
+use notif_core::time::Timestamp;
+use uuid::Uuid;
+
+use super::jobs::{self, delete_jobs, lock_jobs, put_jobs, put_statuses};
+use super::rows::{self, JobColumns};
+use super::tx::{TxError, execute, query};
+use crate::records::JobRecord;
+
+/// Leases up to `limit` due jobs — skipping those another transaction holds — dropping the
+/// ones whose notification expired or whose endpoint is gone.
+pub(crate) async fn lease_due(
+    client: &impl GenericClient,
+    now: Timestamp,
+    limit: usize,
+    lease: Duration,
+) -> Result<Vec<LeasedJob>, TxError> {
+    let due = query(
+        client,
+        "SELECT notification, subscription, record FROM notif_jobs WHERE due <= $1 \
+         ORDER BY due LIMIT $2 FOR UPDATE SKIP LOCKED",
+        &[
+            &now.unix_millis(),
+            &i64::try_from(limit).unwrap_or(i64::MAX),
+        ],
+    )
+    .await?;
+    let mut found = Vec::with_capacity(due.len());
+    let mut undecodable = Vec::new();
+    for row in &due {
+        let (key, record) = rows::job_record(row)?;
+        match record.into_domain(&key) {
+            Ok(job) => found.push(job),
+            // An undecodable job can never be sent: drop it so the queue keeps moving.
+            Err(_) => undecodable.push(key_columns(&key)),
+        }
+    }
+    let (notifications, subscriptions) = futures_util::try_join!(
+        notifications_of(client, &found),
+        subscriptions_of(client, &found)
+    )?;
+    let mut leased = Vec::with_capacity(found.len());
+    let mut rewritten = Vec::with_capacity(found.len());
+    let mut dropped = undecodable;
+    let mut statuses = Vec::new();
+    for (feed, job) in found {
+        let notification = notifications.get(&(feed.clone(), *job.notification.as_uuid()));
+        let subscription = subscriptions.get(job.subscription.as_uuid());
+        match queue::at_lease(notification, subscription, now) {
+            AtLease::Lease => {
+                let (Some(notification), Some(subscription)) = (notification, subscription) else {
+                    continue;
+                };
+                let leased_job = DeliveryJob {
+                    due: now.saturating_add(lease),
+                    ..job
+                };
+                let record = JobRecord::new(&leased_job, &feed).leased_until(leased_job.due);
+                rewritten.push(JobColumns::new(&leased_job, &record));
+                leased.push(LeasedJob {
+                    job: leased_job,
+                    notification: notification.clone(),
+                    subscription: subscription.clone(),
+                });
+            }
+            AtLease::Expired => {
+                dropped.push(jobs::key(&job));
+                statuses.push(jobs::status(
+                    &job,
+                    DeliveryState::Expired,
+                    job.attempts,
+                    now,
+                ));
+            }
+            AtLease::EndpointGone => {
+                dropped.push(jobs::key(&job));
+                let reason = "the subscription was removed or lapsed".to_owned();
+                statuses.push(jobs::status(
+                    &job,
+                    DeliveryState::Failed { reason },
+                    job.attempts,
+                    now,
+                ));
+            }
+            AtLease::Orphan => dropped.push(jobs::key(&job)),
+        }
+    }
+    futures_util::try_join!(
+        put_jobs(client, rewritten),
+        delete_jobs(client, &dropped),
+        put_statuses(client, &statuses),
+    )?;
+    Ok(leased)
+}
+
+fn key_columns(key: &[u8; 32]) -> (Uuid, Uuid) {
+    let mut notification = [0; 16];
+    let mut subscription = [0; 16];
+    notification.copy_from_slice(&key[..16]);
+    subscription.copy_from_slice(&key[16..]);
+    (
+        Uuid::from_bytes(notification),
+        Uuid::from_bytes(subscription),
+    )
+}
+
+/// The notifications of `jobs`, by feed and id.
+async fn notifications_of(
+    client: &impl GenericClient,
+    jobs: &[(FeedKey, DeliveryJob)],
+) -> Result<HashMap<(FeedKey, Uuid), Notification>, TxError> {
+    if jobs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut apps = Vec::with_capacity(jobs.len());
+    let mut users = Vec::with_capacity(jobs.len());
+    let mut ids = Vec::with_capacity(jobs.len());
+    for (feed, job) in jobs {
+        apps.push(feed.app.as_str());
+        users.push(feed.user.as_str());
+        ids.push(*job.notification.as_uuid());
+    }
+    let found = query(
+        client,
+        "SELECT n.app, n.usr, n.id, n.record FROM notif_notifications n \
+         JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::uuid[])) AS k(app, usr, id) \
+           ON n.app = k.app AND n.usr = k.usr AND n.id = k.id",
+        &[&apps, &users, &ids],
+    )
+    .await?;
+    let mut notifications = HashMap::with_capacity(found.len());
+    for row in &found {
+        let app: &str = row.get("app");
+        let user: &str = row.get("usr");
+        let id: Uuid = row.get("id");
+        // The feed as the job names it: the row matched it exactly.
+        if let Some((feed, _)) = jobs.iter().find(|(feed, job)| {
+            feed.app.as_str() == app
+                && feed.user.as_str() == user
+                && job.notification.as_uuid() == &id
+        }) {
+            notifications.insert((feed.clone(), id), rows::notification(row, feed)?);
+        }
+    }
+    Ok(notifications)
+}
+
+/// The subscriptions of `jobs`, by id.
+async fn subscriptions_of(
+    client: &impl GenericClient,
+    jobs: &[(FeedKey, DeliveryJob)],
+) -> Result<HashMap<Uuid, Subscription>, TxError> {
+    if jobs.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut ids: Vec<Uuid> = jobs
+        .iter()
+        .map(|(_, job)| *job.subscription.as_uuid())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let found = query(
+        client,
+        "SELECT id, record FROM notif_subscriptions WHERE id = ANY($1)",
+        &[&ids],
+    )
+    .await?;
+    found
+        .iter()
+        .map(|row| {
+            let subscription = rows::subscription(row)?;
+            Ok((*subscription.id.as_uuid(), subscription))
+        })
+        .collect()
+}
+
+/// What is held for a settled job's key, as the rules see it.
+fn held(stored: Option<&JobRecord>, settled: &DeliveryJob) -> Held {
+    match stored {
+        None => Held::Nothing,
+        Some(stored) if stored.change_seq() != settled.change_seq => Held::Newer {
+            waiting: stored.waits_for_in_flight(),
+        },
+        Some(stored) if stored.lease_end() == Some(settled.due) => Held::Same,
+        Some(_) => Held::LeasedAgain,
+    }
+}
+
+/// The writes a batch of settlements adds up to, per job key: its row rewritten, or removed.
+#[derive(Default)]
+struct Outcome {
+    jobs: HashMap<(Uuid, Uuid), Option<(DeliveryJob, JobRecord)>>,
+    statuses: Vec<DeliveryRecord>,
+    removed_subscriptions: Vec<Uuid>,
+}
+
+impl Outcome {
+    fn requeue(&mut self, feed: &FeedKey, job: DeliveryJob) {
+        let record = JobRecord::new(&job, feed);
+        self.jobs.insert(jobs::key(&job), Some((job, record)));
+    }
+
+    fn remove(&mut self, job: &DeliveryJob) {
+        self.jobs.insert(jobs::key(job), None);
+    }
+
+    async fn write(self, client: &impl GenericClient) -> Result<(), TxError> {
+        let mut rewritten = Vec::new();
+        let mut removed = Vec::new();
+        for (key, row) in self.jobs {
+            match row {
+                Some((job, record)) => rewritten.push(JobColumns::new(&job, &record)),
+                None => removed.push(key),
+            }
+        }
+        let subscriptions = async {
+            if !self.removed_subscriptions.is_empty() {
+                execute(
+                    client,
+                    "DELETE FROM notif_subscriptions WHERE id = ANY($1)",
+                    &[&self.removed_subscriptions],
+                )
+                .await?;
+            }
+            Ok::<_, TxError>(())
+        };
+        futures_util::try_join!(
+            put_jobs(client, rewritten),
+            delete_jobs(client, &removed),
+            put_statuses(client, &self.statuses),
+            subscriptions,
+        )?;
+        Ok(())
+    }
+}
+
+/// Applies the settlements of attempts.
+pub(crate) async fn settle(
+    client: &impl GenericClient,
+    settlements: &[(DeliveryJob, Settlement)],
+    now: Timestamp,
+) -> Result<(), TxError> {
+    let keys: Vec<_> = settlements.iter().map(|(job, _)| jobs::key(job)).collect();
+    let mut stored: HashMap<(Uuid, Uuid), JobRecord> = lock_jobs(client, &keys)
+        .await?
+        .into_iter()
+        .map(|(key, record)| (key_columns(&key), record))
+        .collect();
+    let mut outcome = Outcome::default();
+    for (job, settlement) in settlements {
+        let key = jobs::key(job);
+        let current = stored.get(&key);
+        let rule = queue::at_settle(held(current, job));
+        let current = match (rule, current) {
+            (AtSettle::Apply, Some(current)) => Some(decode(&key, current)?),
+            (AtSettle::ReleaseSuccessor, Some(newer)) => {
+                // A newer change superseded the job while it was in flight and waited for
+                // it: it may go now.
+                let (feed, newer) = decode(&key, newer)?;
+                let released = DeliveryJob { due: now, ..newer };
+                stored.insert(key, JobRecord::new(&released, &feed));
+                outcome.requeue(&feed, released);
+                None
+            }
+            _ => None,
+        };
+        let attempts = job.attempts.saturating_add(1);
+        match settlement {
+            Settlement::RemoveSubscription => {
+                outcome
+                    .removed_subscriptions
+                    .push(*job.subscription.as_uuid());
+                if stored.remove(&key).is_some() {
+                    outcome.remove(job);
+                }
+                outcome.statuses.push(jobs::status(
+                    job,
+                    DeliveryState::EndpointGone,
+                    attempts,
+                    now,
+                ));
+            }
+            Settlement::Done(state) => {
+                if let Some((_, current)) = current {
+                    stored.remove(&key);
+                    outcome.remove(&current);
+                    outcome
+                        .statuses
+                        .push(jobs::status(job, state.clone(), attempts, now));
+                }
+            }
+            Settlement::Reschedule { due } => {
+                if let Some((feed, current)) = current {
+                    let rescheduled = DeliveryJob {
+                        due: *due,
+                        attempts,
+                        ..current
+                    };
+                    stored.insert(key, JobRecord::new(&rescheduled, &feed));
+                    outcome.requeue(&feed, rescheduled);
+                    outcome.statuses.push(jobs::status(
+                        job,
+                        DeliveryState::Retrying { next_attempt: *due },
+                        attempts,
+                        now,
+                    ));
+                }
+            }
+        }
+    }
+    outcome.write(client).await
+}
+
+/// Gives back leased jobs that were not sent: each due again at `due`, unless it changed
+/// since (settled, superseded, leased again).
+pub(crate) async fn release(
+    client: &impl GenericClient,
+    leased: &[DeliveryJob],
+    due: Timestamp,
+) -> Result<(), TxError> {
+    let keys: Vec<_> = leased.iter().map(jobs::key).collect();
+    let stored = lock_jobs(client, &keys).await?;
+    let mut outcome = Outcome::default();
+    for job in leased {
+        let key = crate::keys::job_key(job.notification, job.subscription);
+        let Some(record) = stored.get(&key) else {
+            continue;
+        };
+        if held(Some(record), job) != Held::Same {
+            continue;
+        }
+        // An undecodable job is left to the lease's lapse like any other.
+        let Ok((feed, current)) = record.clone().into_domain(&key) else {
+            continue;
+        };
+        outcome.requeue(&feed, DeliveryJob { due, ..current });
+    }
+    outcome.write(client).await
+}
+
+fn decode(key: &(Uuid, Uuid), record: &JobRecord) -> Result<(FeedKey, DeliveryJob), TxError> {
+    let key = crate::keys::job_key(
+        notif_core::ids::NotificationId::from_uuid(key.0),
+        notif_core::ids::SubscriptionId::from_uuid(key.1),
+    );
+    Ok(record.clone().into_domain(&key)?)
+}
