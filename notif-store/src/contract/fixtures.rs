@@ -6,7 +6,7 @@ use std::time::Duration;
 use notif_core::app::{App, Principal, SCOPE_CREATED_BY_APP};
 use notif_core::ids::{AppId, ClientId, HostName, UserId};
 use notif_core::notification::{Limits, NotificationDraft, VisualContentDraft};
-use notif_core::ports::AppRegistry;
+use notif_core::ports::{AppRegistry, FeedEvents};
 use notif_core::service::{Caller, NotifService, Ports};
 use notif_core::subscription::{ChannelDraft, ChannelPolicy};
 use notif_core::testing::{FixedClock, SequentialIds};
@@ -81,10 +81,11 @@ impl std::fmt::Debug for Harness {
 impl Harness {
     /// A harness over a fresh store from `factory`.
     pub fn new(factory: &dyn StoreFactory) -> Self {
-        Self::over(factory.fresh())
+        Self::over(factory.fresh(), crate::LocalEvents::new())
     }
 
-    fn over(store: Arc<dyn StorePorts>) -> Self {
+    /// A harness over `store` whose use cases announce their writes to `events`.
+    pub fn over(store: Arc<dyn StorePorts>, events: Arc<dyn FeedEvents>) -> Self {
         let clock = Arc::new(FixedClock::new(START));
         let ports = Ports {
             notifications: store.clone(),
@@ -92,7 +93,7 @@ impl Harness {
             apps: Arc::new(StaticApps::new()),
             clock: clock.clone(),
             ids: Arc::new(SequentialIds::new()),
-            events: crate::LocalEvents::new(),
+            events,
         };
         let policy = ChannelPolicy {
             allow_loopback: true,

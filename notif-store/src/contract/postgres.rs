@@ -60,6 +60,15 @@ impl TestPostgres {
         })
     }
 
+    /// A server of the caller's own, for tests that stop and restart it.
+    ///
+    /// # Panics
+    /// When no PostgreSQL server binaries are installed (saying how to install them) or the
+    /// server cannot start.
+    pub fn dedicated() -> TestPostgres {
+        Self::start().unwrap_or_else(|reason| panic!("{reason}"))
+    }
+
     fn start() -> Result<TestPostgres, String> {
         let binaries = server_binaries().ok_or_else(|| INSTALL.to_owned())?;
         let as_postgres = running_as_root();

@@ -43,6 +43,8 @@ pub enum EventDelivery {
 /// The feed events of one node on a shared PostgreSQL-wire database.
 pub struct PostgresEvents {
     local: Arc<LocalEvents>,
+    /// Whether the listener is subscribed now (always, when polling only).
+    listening: tokio::sync::watch::Receiver<bool>,
     outbox: Option<mpsc::Sender<Announcement>>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -82,6 +84,8 @@ impl PostgresEvents {
         poll_interval: Duration,
     ) -> Arc<Self> {
         let local = LocalEvents::new();
+        let (listening_sender, listening) =
+            tokio::sync::watch::channel(delivery == EventDelivery::Poll);
         let mut tasks = vec![tokio::spawn(poll(
             pool.clone(),
             Arc::clone(&local),
@@ -92,15 +96,28 @@ impl PostgresEvents {
             EventDelivery::Notify => {
                 let (sender, receiver) = mpsc::channel(OUTBOX_DEPTH);
                 tasks.push(tokio::spawn(announce(pool, receiver)));
-                tasks.push(tokio::spawn(listen(settings, Arc::clone(&local))));
+                tasks.push(tokio::spawn(listen(
+                    settings,
+                    Arc::clone(&local),
+                    listening_sender,
+                )));
                 Some(sender)
             }
         };
         Arc::new(Self {
             local,
+            listening,
             outbox,
             tasks,
         })
+    }
+
+    /// Resolves once this node hears the other nodes' announcements (at once when polling
+    /// only): the listener is subscribed.
+    pub async fn listening(&self) {
+        let mut listening = self.listening.clone();
+        // The sender lives as long as the listener task; if that ended, so did the wait.
+        let _ = listening.wait_for(|listening| *listening).await;
     }
 
     fn send(&self, announcement: Announcement) {
@@ -184,7 +201,11 @@ async fn announce(pool: Pool, mut receiver: mpsc::Receiver<Announcement>) {
 
 /// Listens for the other nodes' announcements, reconnecting when the connection fails;
 /// after each (re)connect, wakes everyone, since announcements sent meanwhile are lost.
-async fn listen(settings: tokio_postgres::Config, local: Arc<LocalEvents>) {
+async fn listen(
+    settings: tokio_postgres::Config,
+    local: Arc<LocalEvents>,
+    listening: tokio::sync::watch::Sender<bool>,
+) {
     loop {
         match super::connect::connect(&settings).await {
             Ok((client, mut connection)) => {
@@ -207,6 +228,7 @@ async fn listen(settings: tokio_postgres::Config, local: Arc<LocalEvents>) {
                     }
                 };
                 if subscribed {
+                    listening.send_replace(true);
                     local.wake_all();
                     while let Some(Ok(message)) = messages.next().await {
                         if let AsyncMessage::Notification(notification) = message {
@@ -214,6 +236,7 @@ async fn listen(settings: tokio_postgres::Config, local: Arc<LocalEvents>) {
                         }
                     }
                 }
+                listening.send_replace(false);
                 drop(client);
                 tracing::warn!("the event listener's connection ended; reconnecting");
             }

@@ -1,11 +1,13 @@
 //! notif-store's integration tests: the exported contract suite against both stores (its
 //! cases and its model-based property test, from `notif_store::contract`), what only the sled
-//! store promises (its leases voided at open), and the SIGKILL crash test.
+//! store promises (its leases voided at open), what only the PostgreSQL store promises, and
+//! the SIGKILL crash test.
 
 // Test code unwraps: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
 mod crash;
+mod postgres;
 mod sled;
 
 mod memory_contract {
