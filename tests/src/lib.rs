@@ -100,7 +100,51 @@ pub fn test_config(data_dir: &std::path::Path) -> Config {
     }
 }
 
+/// The store a suite runs notifd on: every suite that can run on both runs on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestStore {
+    /// sled in the server's data directory.
+    Sled,
+    /// A schema of its own on the tests' throw-away PostgreSQL (see
+    /// [`notif_store::contract::TestPostgres`]).
+    Postgres,
+}
+
+impl TestStore {
+    /// Points `config` at this store.
+    ///
+    /// # Panics
+    /// For PostgreSQL, when no server can be found or started (saying how to install one).
+    pub fn configure(self, config: &mut Config) {
+        if self == TestStore::Postgres {
+            config.store.url = Some(notif_store::contract::TestPostgres::shared().fresh_url());
+            config.store.pool_size = 8;
+            config.store.poll_interval_ms = 100;
+        }
+    }
+}
+
+/// [`test_config`] on `store`.
+///
+/// # Panics
+/// As [`TestStore::configure`].
+pub fn test_config_on(data_dir: &std::path::Path, store: TestStore) -> Config {
+    let mut config = test_config(data_dir);
+    store.configure(&mut config);
+    config
+}
+
 impl TestServer {
+    /// Starts a server with [`test_config`] on `store`.
+    ///
+    /// # Panics
+    /// When the server cannot start: the test cannot proceed.
+    pub async fn start_on(store: TestStore) -> Self {
+        let data_dir = tempfile::tempdir().expect("a temporary directory");
+        let config = test_config_on(data_dir.path(), store);
+        Self::start_with(config, data_dir).await
+    }
+
     /// Starts a server with [`test_config`].
     ///
     /// # Panics

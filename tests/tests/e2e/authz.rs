@@ -1,12 +1,11 @@
 //! CreatedByApp end to end: another app's or another user's tokens reach nothing.
 
-use notif_tests::{DEMO_HOST, TestServer};
+use notif_tests::{DEMO_HOST, TestServer, TestStore};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn other_apps_and_users_get_not_found_or_forbidden_everywhere() {
-    let server = TestServer::start().await;
+async fn other_apps_and_users_get_not_found_or_forbidden_everywhere(store: TestStore) {
+    let server = TestServer::start_on(store).await;
     let alice = server.sign_in("demo-client", "alice").await;
     let service = server
         .on_behalf_of("demo-app-service", "demo-secret", &alice)
@@ -102,3 +101,5 @@ async fn other_apps_and_users_get_not_found_or_forbidden_everywhere() {
     assert_eq!(mine["status"], "active");
     server.stop().await;
 }
+
+on_every_store!(other_apps_and_users_get_not_found_or_forbidden_everywhere,);

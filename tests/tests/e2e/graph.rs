@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use notif_core::platform::Platform;
 use notif_delivery::sandbox::ReceivedPush;
-use notif_tests::{DEMO_HOST, TestServer};
+use notif_tests::{DEMO_HOST, TestServer, TestStore};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -73,9 +73,8 @@ async fn alice_with_four_devices(server: &TestServer) -> Alice {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_seed_request_is_created_and_pushed_per_target_policy() {
-    let server = TestServer::start().await;
+async fn the_seed_request_is_created_and_pushed_per_target_policy(store: TestStore) {
+    let server = TestServer::start_on(store).await;
     let alice = alice_with_four_devices(&server).await;
     let response = post(&server, &alice.service_token, &seed_request(1)).await;
     assert_eq!(response.status(), 201);
@@ -184,9 +183,8 @@ async fn the_seed_request_is_created_and_pushed_per_target_policy() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replacing_reading_and_deleting_sync_to_devices() {
-    let server = TestServer::start().await;
+async fn replacing_reading_and_deleting_sync_to_devices(store: TestStore) {
+    let server = TestServer::start_on(store).await;
     let alice = alice_with_four_devices(&server).await;
     let mut request = seed_request(1);
     request.as_object_mut().unwrap().remove("targetPolicy");
@@ -270,9 +268,8 @@ async fn replacing_reading_and_deleting_sync_to_devices() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn app_only_callers_post_with_a_subscription_id() {
-    let server = TestServer::start().await;
+async fn app_only_callers_post_with_a_subscription_id(store: TestStore) {
+    let server = TestServer::start_on(store).await;
     let device = server.sign_in("demo-client", "bob").await;
     let subscription = server.subscribe(&device, "android", "bob-phone").await;
     let service = server.app_token("demo-app-service", "demo-secret").await;
@@ -303,9 +300,8 @@ async fn app_only_callers_post_with_a_subscription_id() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_requests_get_graph_errors_naming_the_field() {
-    let server = TestServer::start().await;
+async fn bad_requests_get_graph_errors_naming_the_field(store: TestStore) {
+    let server = TestServer::start_on(store).await;
     let device = server.sign_in("demo-client", "alice").await;
     let token = server
         .on_behalf_of("demo-app-service", "demo-secret", &device)
@@ -375,9 +371,8 @@ async fn bad_requests_get_graph_errors_naming_the_field() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_notifications_leave_the_feed() {
-    let server = TestServer::start().await;
+async fn expired_notifications_leave_the_feed(store: TestStore) {
+    let server = TestServer::start_on(store).await;
     let device = server.sign_in("demo-client", "alice").await;
     let token = server
         .on_behalf_of("demo-app-service", "demo-secret", &device)
@@ -407,9 +402,8 @@ async fn expired_notifications_leave_the_feed() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_patch_that_changes_nothing_writes_syncs_and_pushes_nothing() {
-    let server = TestServer::start().await;
+async fn a_patch_that_changes_nothing_writes_syncs_and_pushes_nothing(store: TestStore) {
+    let server = TestServer::start_on(store).await;
     let alice = alice_with_four_devices(&server).await;
     let response = post(&server, &alice.service_token, &seed_request(1)).await;
     let id = response.json::<Value>().await.unwrap()["id"]
@@ -477,9 +471,8 @@ async fn a_patch_that_changes_nothing_writes_syncs_and_pushes_nothing() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn error_messages_name_each_field_once() {
-    let server = TestServer::start().await;
+async fn error_messages_name_each_field_once(store: TestStore) {
+    let server = TestServer::start_on(store).await;
     let device = server.sign_in("demo-client", "alice").await;
     let token = server
         .on_behalf_of("demo-app-service", "demo-secret", &device)
@@ -495,3 +488,13 @@ async fn error_messages_name_each_field_once() {
     );
     server.stop().await;
 }
+
+on_every_store!(
+    the_seed_request_is_created_and_pushed_per_target_policy,
+    replacing_reading_and_deleting_sync_to_devices,
+    app_only_callers_post_with_a_subscription_id,
+    bad_requests_get_graph_errors_naming_the_field,
+    expired_notifications_leave_the_feed,
+    a_patch_that_changes_nothing_writes_syncs_and_pushes_nothing,
+    error_messages_name_each_field_once,
+);

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use notif_grpc::pb;
-use notif_tests::{DEMO_HOST, TestServer};
+use notif_tests::{DEMO_HOST, TestServer, TestStore};
 use tokio_stream::StreamExt as _;
 use tonic::Request;
 use tonic::metadata::MetadataValue;
@@ -31,9 +31,8 @@ fn create(key: &str) -> pb::CreateNotificationRequest {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_flow_over_grpc_with_watch() {
-    let server = TestServer::start().await;
+async fn the_flow_over_grpc_with_watch(store: TestStore) {
+    let server = TestServer::start_on(store).await;
     let device = server.sign_in("demo-client", "alice").await;
     let service = server
         .on_behalf_of("demo-app-service", "demo-secret", &device)
@@ -167,9 +166,8 @@ async fn the_flow_over_grpc_with_watch() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalid_arguments_carry_field_violations() {
-    let server = TestServer::start().await;
+async fn invalid_arguments_carry_field_violations(store: TestStore) {
+    let server = TestServer::start_on(store).await;
     let device = server.sign_in("demo-client", "alice").await;
     let (mut notifications, _) = server.grpc().await;
     let mut bad = create("n1");
@@ -208,9 +206,8 @@ async fn invalid_arguments_carry_field_violations() {
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_reflection_and_metrics() {
-    let server = TestServer::start().await;
+async fn health_reflection_and_metrics(store: TestStore) {
+    let server = TestServer::start_on(store).await;
     let channel = tonic::transport::Channel::from_shared(server.base_url.clone())
         .unwrap()
         .connect()
@@ -312,3 +309,9 @@ async fn health_reflection_and_metrics() {
     );
     server.stop().await;
 }
+
+on_every_store!(
+    the_flow_over_grpc_with_watch,
+    invalid_arguments_carry_field_violations,
+    health_reflection_and_metrics,
+);

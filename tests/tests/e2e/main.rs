@@ -4,6 +4,29 @@
 // Test code unwraps: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
+/// Runs each named suite function (`async fn name(store: TestStore)`) as a test on every
+/// store: `on_sled::name` and `on_postgres::name`.
+macro_rules! on_every_store {
+    ($($test:ident),* $(,)?) => {
+        mod on_sled {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(notif_tests::TestStore::Sled).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(notif_tests::TestStore::Postgres).await;
+                }
+            )*
+        }
+    };
+}
+
 mod authz;
 mod bad_input;
 mod chaos;

@@ -14,7 +14,7 @@ use notif_core::time::Timestamp;
 use notif_delivery::SystemClock;
 
 use notif_grpc::pb;
-use notif_tests::{DEMO_HOST, OTHER_HOST, TestServer};
+use notif_tests::{DEMO_HOST, OTHER_HOST, TestServer, TestStore};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value, json};
@@ -614,7 +614,16 @@ impl World {
 }
 
 #[test]
-fn the_system_agrees_with_the_model() {
+fn the_system_agrees_with_the_model_on_sled() {
+    the_system_agrees_with_the_model(TestStore::Sled);
+}
+
+#[test]
+fn the_system_agrees_with_the_model_on_postgres() {
+    the_system_agrees_with_the_model(TestStore::Postgres);
+}
+
+fn the_system_agrees_with_the_model(store: TestStore) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -630,7 +639,7 @@ fn the_system_agrees_with_the_model() {
             runtime.block_on(async {
                 let clock = Arc::new(FixedClock::new(SystemClock.now()));
                 let data_dir = tempfile::tempdir().unwrap();
-                let config = notif_tests::test_config(data_dir.path());
+                let config = notif_tests::test_config_on(data_dir.path(), store);
                 let server =
                     TestServer::start_with_clock(config, data_dir, Some(clock.clone())).await;
                 let mut tokens = Vec::new();
