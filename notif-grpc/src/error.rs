@@ -10,6 +10,10 @@ use notif_core::ports::TokenError;
 use notif_core::validation::ValidationErrors;
 use tonic_types::{ErrorDetails, StatusExt as _};
 
+/// When a client should retry a request refused because a dependency (the store, an
+/// identity provider) is unavailable.
+const UNAVAILABLE_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -112,7 +116,11 @@ impl From<ApiError> for tonic::Status {
             }
             ApiError::Domain(Error::Unavailable(reason)) => {
                 tracing::warn!(%reason, "dependency unavailable");
-                tonic::Status::unavailable("temporarily unavailable; retry")
+                tonic::Status::with_error_details(
+                    Code::Unavailable,
+                    "temporarily unavailable; retry",
+                    ErrorDetails::with_retry_info(Some(UNAVAILABLE_RETRY_AFTER)),
+                )
             }
             ApiError::Domain(Error::Internal(detail)) => tonic::Status::internal(internal(&detail)),
             ApiError::MissingToken(reason) | ApiError::InvalidToken(reason) => {
@@ -206,11 +214,16 @@ impl IntoResponse for ApiError {
             ),
             ApiError::Domain(Error::Unavailable(reason)) => {
                 tracing::warn!(%reason, "dependency unavailable");
-                graph_error(
+                let mut response = graph_error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "serviceNotAvailable",
                     "temporarily unavailable; retry",
-                )
+                );
+                response.headers_mut().insert(
+                    "retry-after",
+                    HeaderValue::from(UNAVAILABLE_RETRY_AFTER.as_secs()),
+                );
+                response
             }
             ApiError::Domain(Error::Internal(detail)) => graph_error(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -13,7 +13,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use notif_delivery::P256Key;
 use notif_delivery::sandbox::SandboxProviders;
-use notif_tests::DEMO_HOST;
+use notif_tests::{DEMO_HOST, TestStore};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -76,18 +76,34 @@ fn kill_after(run: u64) -> usize {
     5 + usize::try_from(run.wrapping_mul(2_654_435_761) % 56).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_creates_survive_sigkill_and_are_delivered() {
+/// The store's part of the configuration, and how long leases last on it. On sled, an hour:
+/// what a killed process leased and never sent arrives within the deadline only because the
+/// restarted one voids those leases when it opens the store. On a shared database no node
+/// may void another's leases: a killed node's jobs come back when theirs lapse.
+fn store_settings(store: TestStore) -> (String, u64) {
+    let mut config = notif_grpc::Config::default();
+    store.configure(&mut config);
+    match config.store.url {
+        Some(url) => (
+            format!("[store]\nurl = \"{url}\"\npoll_interval_ms = 100\n"),
+            2,
+        ),
+        None => (String::new(), 3_600),
+    }
+}
+
+async fn acknowledged_creates_survive_sigkill_and_are_delivered(store: TestStore) {
     let directory = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let config = directory.path().join("notif.toml");
+    let (store_section, lease_seconds) = store_settings(store);
     std::fs::write(
         &config,
         format!(
             "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nexpiry_sweep_seconds = 3600\n\
-             [dispatcher]\nlease_seconds = 3600\nrequest_timeout_ms = 500\nretry_initial_delay_ms = 50\nretry_max_delay_ms = 500\n\
-             [rate_limits]\nper_user_per_second = 100000.0\nper_user_burst = 100000.0\n",
+             [dispatcher]\nlease_seconds = {lease_seconds}\nrequest_timeout_ms = 500\nretry_initial_delay_ms = 50\nretry_max_delay_ms = 500\n\
+             [rate_limits]\nper_user_per_second = 100000.0\nper_user_burst = 100000.0\n{store_section}",
             directory.path().join("data").display()
         ),
     )
@@ -184,8 +200,6 @@ async fn acknowledged_creates_survive_sigkill_and_are_delivered() {
     }
 
     let acknowledged: BTreeSet<String> = acknowledged.lock().unwrap().iter().cloned().collect();
-    // Leases last an hour: what a killed process leased and never sent arrives within the
-    // deadline only because the restarted one voids those leases when it opens the store.
     let deadline = Instant::now() + Duration::from_secs(120);
     let deliveries = loop {
         let mut deliveries: BTreeMap<String, Vec<u64>> = BTreeMap::new();
@@ -219,7 +233,7 @@ async fn acknowledged_creates_survive_sigkill_and_are_delivered() {
         );
     }
     eprintln!(
-        "crash suite: {KILLS} SIGKILLs, {} acknowledged, {} found, {} delivered, {duplicates} duplicate deliveries",
+        "crash suite on {store:?}: {KILLS} SIGKILLs, {} acknowledged, {} found, {} delivered, {duplicates} duplicate deliveries",
         acknowledged.len(),
         acknowledged.len(),
         acknowledged
@@ -229,3 +243,5 @@ async fn acknowledged_creates_survive_sigkill_and_are_delivered() {
     );
     child.kill().await.unwrap();
 }
+
+on_every_store!(acknowledged_creates_survive_sigkill_and_are_delivered);

@@ -34,5 +34,6 @@ mod crash;
 mod edge;
 mod graph;
 mod grpc;
+mod outage;
 mod security;
 mod system;
