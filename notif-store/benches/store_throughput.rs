@@ -23,6 +23,7 @@ use notif_core::ids::{AppId, ClientId, HostName, NotificationId, SubscriptionId,
 use notif_core::notification::{
     DraftContext, FeedKey, Limits, NotificationDraft, VisualContentDraft,
 };
+use notif_core::ports::DeliveryQueue as _;
 use notif_core::subscription::{PushChannel, Subscription};
 use notif_core::time::Timestamp;
 use notif_store::contract::{StorePorts, TestPostgres};
@@ -150,12 +151,11 @@ async fn create(store: &dyn StorePorts, writer: u64, number: u64) {
 
 async fn create_round(store: Arc<dyn StorePorts>, writers: u64) -> Rate {
     subscribe_writers(store.as_ref(), writers).await;
-    let rate = measure(writers, move |writer, number| {
+    measure(writers, move |writer, number| {
         let store = store.clone();
         async move { create(store.as_ref(), writer, number).await }
     })
-    .await;
-    rate
+    .await
 }
 
 async fn sled_round(writers: u64) -> Rate {
@@ -264,9 +264,9 @@ async fn raw_postgres_round(writers: u64) -> Rate {
             let statuses = vec![vec![7u8; RAW_KEYS[4]]; 3];
             transaction
                 .execute(
-                    "INSERT INTO notif_jobs (notification, subscription, due, record) \
-                     SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bytea[])",
-                    &[&ids, &subscriptions, &dues, &jobs],
+                    "INSERT INTO notif_jobs (notification, subscription, due, record, app, usr) \
+                     SELECT *, 'demo', $5 FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bytea[])",
+                    &[&ids, &subscriptions, &dues, &jobs, &user],
                 )
                 .await
                 .unwrap();

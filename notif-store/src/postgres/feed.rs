@@ -218,7 +218,7 @@ async fn enqueue(
             }
         };
         let record = JobRecord::new(&job, feed).waiting_for_in_flight(waiting);
-        rows.push(JobColumns::new(&job, &record));
+        rows.push(JobColumns::new(feed, &job, &record));
         statuses.push(DeliveryRecord::pending(&job, now));
     }
     futures_util::try_join!(put_jobs(client, rows), put_statuses(client, &statuses))?;

@@ -45,26 +45,87 @@ pub(crate) async fn put_jobs(
     if jobs.is_empty() {
         return Ok(());
     }
-    let mut notifications = Vec::with_capacity(jobs.len());
-    let mut subscriptions = Vec::with_capacity(jobs.len());
-    let mut dues = Vec::with_capacity(jobs.len());
-    let mut records = Vec::with_capacity(jobs.len());
+    let mut columns = Columns::with_capacity(jobs.len());
+    let mut apps = Vec::with_capacity(jobs.len());
+    let mut users = Vec::with_capacity(jobs.len());
     for job in jobs {
-        notifications.push(job.notification);
-        subscriptions.push(job.subscription);
-        dues.push(job.due);
-        records.push(job.record);
+        apps.push(job.app.clone());
+        users.push(job.user.clone());
+        columns.push(job);
     }
     execute(
         client,
-        "INSERT INTO notif_jobs (notification, subscription, due, record) \
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bytea[]) \
+        "INSERT INTO notif_jobs (notification, subscription, due, record, app, usr) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bytea[], $5::text[], $6::text[]) \
          ON CONFLICT (notification, subscription) \
          DO UPDATE SET due = EXCLUDED.due, record = EXCLUDED.record",
-        &[&notifications, &subscriptions, &dues, &records],
+        &[
+            &columns.notifications,
+            &columns.subscriptions,
+            &columns.dues,
+            &columns.records,
+            &apps,
+            &users,
+        ],
     )
     .await?;
     Ok(())
+}
+
+/// Overwrites `jobs`, which exist and are locked by the caller's transaction: cheaper than
+/// [`put_jobs`] for the queue's own rewrites (leases, retries, releases).
+pub(crate) async fn update_jobs(
+    client: &impl GenericClient,
+    jobs: Vec<JobColumns>,
+) -> Result<(), TxError> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let mut columns = Columns::with_capacity(jobs.len());
+    for job in jobs {
+        columns.push(job);
+    }
+    execute(
+        client,
+        "UPDATE notif_jobs j SET due = k.due, record = k.record \
+         FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bytea[]) \
+           AS k(notification, subscription, due, record) \
+         WHERE j.notification = k.notification AND j.subscription = k.subscription",
+        &[
+            &columns.notifications,
+            &columns.subscriptions,
+            &columns.dues,
+            &columns.records,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Job columns as the arrays a batch statement takes.
+struct Columns {
+    notifications: Vec<Uuid>,
+    subscriptions: Vec<Uuid>,
+    dues: Vec<i64>,
+    records: Vec<Vec<u8>>,
+}
+
+impl Columns {
+    fn with_capacity(capacity: usize) -> Self {
+        Self {
+            notifications: Vec::with_capacity(capacity),
+            subscriptions: Vec::with_capacity(capacity),
+            dues: Vec::with_capacity(capacity),
+            records: Vec::with_capacity(capacity),
+        }
+    }
+
+    fn push(&mut self, job: JobColumns) {
+        self.notifications.push(job.notification);
+        self.subscriptions.push(job.subscription);
+        self.dues.push(job.due);
+        self.records.push(job.record);
+    }
 }
 
 /// Removes the jobs of `keys`.

@@ -13,14 +13,13 @@ use std::time::Duration;
 use deadpool_postgres::GenericClient;
 use notif_core::delivery::{DeliveryRecord, DeliveryState, Settlement};
 use notif_core::fanout::DeliveryJob;
-use notif_core::notification::{FeedKey, Notification};
+use notif_core::notification::FeedKey;
 use notif_core::ports::LeasedJob;
 use notif_core::queue::{self, AtLease, AtSettle, Held};
-use notif_core::subscription::Subscription;
 use notif_core::time::Timestamp;
 use uuid::Uuid;
 
-use super::jobs::{self, delete_jobs, lock_jobs, put_jobs, put_statuses};
+use super::jobs::{self, delete_jobs, lock_jobs, put_statuses, update_jobs};
 use super::rows::{self, JobColumns};
 use super::tx::{TxError, execute, query};
 use crate::records::JobRecord;
@@ -33,38 +32,43 @@ pub(crate) async fn lease_due(
     limit: usize,
     lease: Duration,
 ) -> Result<Vec<LeasedJob>, TxError> {
+    // One statement: the due jobs, locked, with their notifications and endpoints (when
+    // they still exist).
     let due = query(
         client,
-        "SELECT notification, subscription, record FROM notif_jobs WHERE due <= $1 \
-         ORDER BY due LIMIT $2 FOR UPDATE SKIP LOCKED",
+        "WITH due AS ( \
+           SELECT notification, subscription, app, usr, record FROM notif_jobs \
+           WHERE due <= $1 ORDER BY due LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         SELECT d.notification, d.subscription, d.record, \
+                n.record AS notification_record, s.record AS subscription_record \
+         FROM due d \
+         LEFT JOIN notif_notifications n \
+           ON n.app = d.app AND n.usr = d.usr AND n.id = d.notification \
+         LEFT JOIN notif_subscriptions s ON s.id = d.subscription",
         &[
             &now.unix_millis(),
             &i64::try_from(limit).unwrap_or(i64::MAX),
         ],
     )
     .await?;
-    let mut found = Vec::with_capacity(due.len());
-    let mut undecodable = Vec::new();
+    let mut leased = Vec::with_capacity(due.len());
+    let mut rewritten = Vec::with_capacity(due.len());
+    let mut dropped = Vec::new();
+    let mut statuses = Vec::new();
     for row in &due {
         let (key, record) = rows::job_record(row)?;
-        match record.into_domain(&key) {
-            Ok(job) => found.push(job),
+        let Ok((feed, job)) = record.into_domain(&key) else {
             // An undecodable job can never be sent: drop it so the queue keeps moving.
-            Err(_) => undecodable.push(key_columns(&key)),
-        }
-    }
-    let (notifications, subscriptions) = futures_util::try_join!(
-        notifications_of(client, &found),
-        subscriptions_of(client, &found)
-    )?;
-    let mut leased = Vec::with_capacity(found.len());
-    let mut rewritten = Vec::with_capacity(found.len());
-    let mut dropped = undecodable;
-    let mut statuses = Vec::new();
-    for (feed, job) in found {
-        let notification = notifications.get(&(feed.clone(), *job.notification.as_uuid()));
-        let subscription = subscriptions.get(job.subscription.as_uuid());
-        match queue::at_lease(notification, subscription, now) {
+            dropped.push(key_columns(&key));
+            continue;
+        };
+        let notification = rows::optional::<&[u8]>(row, "notification_record")?
+            .map(|bytes| rows::notification_in(&feed, *job.notification.as_uuid(), bytes))
+            .transpose()?;
+        let subscription = rows::optional::<&[u8]>(row, "subscription_record")?
+            .map(|bytes| rows::subscription_in(*job.subscription.as_uuid(), bytes))
+            .transpose()?;
+        match queue::at_lease(notification.as_ref(), subscription.as_ref(), now) {
             AtLease::Lease => {
                 let (Some(notification), Some(subscription)) = (notification, subscription) else {
                     continue;
@@ -74,11 +78,11 @@ pub(crate) async fn lease_due(
                     ..job
                 };
                 let record = JobRecord::new(&leased_job, &feed).leased_until(leased_job.due);
-                rewritten.push(JobColumns::new(&leased_job, &record));
+                rewritten.push(JobColumns::new(&feed, &leased_job, &record));
                 leased.push(LeasedJob {
                     job: leased_job,
-                    notification: notification.clone(),
-                    subscription: subscription.clone(),
+                    notification,
+                    subscription,
                 });
             }
             AtLease::Expired => {
@@ -104,7 +108,7 @@ pub(crate) async fn lease_due(
         }
     }
     futures_util::try_join!(
-        put_jobs(client, rewritten),
+        update_jobs(client, rewritten),
         delete_jobs(client, &dropped),
         put_statuses(client, &statuses),
     )?;
@@ -122,76 +126,6 @@ fn key_columns(key: &[u8; 32]) -> (Uuid, Uuid) {
     )
 }
 
-/// The notifications of `jobs`, by feed and id.
-async fn notifications_of(
-    client: &impl GenericClient,
-    jobs: &[(FeedKey, DeliveryJob)],
-) -> Result<HashMap<(FeedKey, Uuid), Notification>, TxError> {
-    if jobs.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut apps = Vec::with_capacity(jobs.len());
-    let mut users = Vec::with_capacity(jobs.len());
-    let mut ids = Vec::with_capacity(jobs.len());
-    for (feed, job) in jobs {
-        apps.push(feed.app.as_str());
-        users.push(feed.user.as_str());
-        ids.push(*job.notification.as_uuid());
-    }
-    let found = query(
-        client,
-        "SELECT n.app, n.usr, n.id, n.record FROM notif_notifications n \
-         JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::uuid[])) AS k(app, usr, id) \
-           ON n.app = k.app AND n.usr = k.usr AND n.id = k.id",
-        &[&apps, &users, &ids],
-    )
-    .await?;
-    let mut notifications = HashMap::with_capacity(found.len());
-    for row in &found {
-        let app: &str = row.get("app");
-        let user: &str = row.get("usr");
-        let id: Uuid = row.get("id");
-        // The feed as the job names it: the row matched it exactly.
-        if let Some((feed, _)) = jobs.iter().find(|(feed, job)| {
-            feed.app.as_str() == app
-                && feed.user.as_str() == user
-                && job.notification.as_uuid() == &id
-        }) {
-            notifications.insert((feed.clone(), id), rows::notification(row, feed)?);
-        }
-    }
-    Ok(notifications)
-}
-
-/// The subscriptions of `jobs`, by id.
-async fn subscriptions_of(
-    client: &impl GenericClient,
-    jobs: &[(FeedKey, DeliveryJob)],
-) -> Result<HashMap<Uuid, Subscription>, TxError> {
-    if jobs.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let mut ids: Vec<Uuid> = jobs
-        .iter()
-        .map(|(_, job)| *job.subscription.as_uuid())
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let found = query(
-        client,
-        "SELECT id, record FROM notif_subscriptions WHERE id = ANY($1)",
-        &[&ids],
-    )
-    .await?;
-    found
-        .iter()
-        .map(|row| {
-            let subscription = rows::subscription(row)?;
-            Ok((*subscription.id.as_uuid(), subscription))
-        })
-        .collect()
-}
-
 /// What is held for a settled job's key, as the rules see it.
 fn held(stored: Option<&JobRecord>, settled: &DeliveryJob) -> Held {
     match stored {
@@ -207,7 +141,7 @@ fn held(stored: Option<&JobRecord>, settled: &DeliveryJob) -> Held {
 /// The writes a batch of settlements adds up to, per job key: its row rewritten, or removed.
 #[derive(Default)]
 struct Outcome {
-    jobs: HashMap<(Uuid, Uuid), Option<(DeliveryJob, JobRecord)>>,
+    jobs: HashMap<(Uuid, Uuid), Option<JobColumns>>,
     statuses: Vec<DeliveryRecord>,
     removed_subscriptions: Vec<Uuid>,
 }
@@ -215,7 +149,8 @@ struct Outcome {
 impl Outcome {
     fn requeue(&mut self, feed: &FeedKey, job: DeliveryJob) {
         let record = JobRecord::new(&job, feed);
-        self.jobs.insert(jobs::key(&job), Some((job, record)));
+        self.jobs
+            .insert(jobs::key(&job), Some(JobColumns::new(feed, &job, &record)));
     }
 
     fn remove(&mut self, job: &DeliveryJob) {
@@ -227,7 +162,7 @@ impl Outcome {
         let mut removed = Vec::new();
         for (key, row) in self.jobs {
             match row {
-                Some((job, record)) => rewritten.push(JobColumns::new(&job, &record)),
+                Some(columns) => rewritten.push(columns),
                 None => removed.push(key),
             }
         }
@@ -243,7 +178,7 @@ impl Outcome {
             Ok::<_, TxError>(())
         };
         futures_util::try_join!(
-            put_jobs(client, rewritten),
+            update_jobs(client, rewritten),
             delete_jobs(client, &removed),
             put_statuses(client, &self.statuses),
             subscriptions,

@@ -20,18 +20,38 @@ pub(crate) fn feed_columns(feed: &FeedKey) -> (&str, &str) {
 
 /// The notification in a row of `feed` with columns `id` and `record`.
 pub(crate) fn notification(row: &Row, feed: &FeedKey) -> Result<Notification, StoreError> {
-    let id = NotificationId::from_uuid(row.try_get::<_, Uuid>("id").map_err(column)?);
-    let bytes: &[u8] = row.try_get("record").map_err(column)?;
-    let key = keys::notification_key(feed, id);
+    let id: Uuid = row.try_get("id").map_err(column)?;
+    notification_in(feed, id, row.try_get("record").map_err(column)?)
+}
+
+/// The notification `id` of `feed` stored as `bytes`.
+pub(crate) fn notification_in(
+    feed: &FeedKey,
+    id: Uuid,
+    bytes: &[u8],
+) -> Result<Notification, StoreError> {
+    let key = keys::notification_key(feed, NotificationId::from_uuid(id));
     records::decode::<NotificationRecord>(&key, bytes)?.into_domain(&key)
 }
 
 /// The subscription in a row with columns `id` and `record`.
 pub(crate) fn subscription(row: &Row) -> Result<Subscription, StoreError> {
     let id: Uuid = row.try_get("id").map_err(column)?;
-    let bytes: &[u8] = row.try_get("record").map_err(column)?;
+    subscription_in(id, row.try_get("record").map_err(column)?)
+}
+
+/// The subscription `id` stored as `bytes`.
+pub(crate) fn subscription_in(id: Uuid, bytes: &[u8]) -> Result<Subscription, StoreError> {
     let key = id.as_bytes();
     records::decode::<SubscriptionRecord>(key, bytes)?.into_domain(key)
+}
+
+/// An optional column: `None` when the row has no value in it (an outer join found nothing).
+pub(crate) fn optional<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    name: &str,
+) -> Result<Option<T>, StoreError> {
+    row.try_get(name).map_err(column)
 }
 
 /// The job record in a row with columns `notification`, `subscription` and `record`, with
@@ -58,20 +78,24 @@ fn job_key_of(row: &Row) -> Result<[u8; 32], StoreError> {
     ))
 }
 
-/// The columns of a job: its key, when it is due, and its record.
+/// The columns of a job: its key, its feed, when it is due, and its record.
 pub(crate) struct JobColumns {
     pub(crate) notification: Uuid,
     pub(crate) subscription: Uuid,
+    pub(crate) app: String,
+    pub(crate) user: String,
     pub(crate) due: i64,
     pub(crate) record: Vec<u8>,
 }
 
 impl JobColumns {
     /// The row of `job` of `feed` stored as `record`.
-    pub(crate) fn new(job: &DeliveryJob, record: &JobRecord) -> Self {
+    pub(crate) fn new(feed: &FeedKey, job: &DeliveryJob, record: &JobRecord) -> Self {
         Self {
             notification: *job.notification.as_uuid(),
             subscription: *job.subscription.as_uuid(),
+            app: feed.app.as_str().to_owned(),
+            user: feed.user.as_str().to_owned(),
             due: job.due.unix_millis(),
             record: records::encode(record),
         }

@@ -2,7 +2,9 @@
 //!
 //! Scenarios (all by default, or name some): `grpc` (create-and-fan-out over gRPC vs an empty
 //! unary handler, beside the same traffic sent bare and the same creates for users without
-//! devices), `store` and `delivery` (the crates' own benches, run and collected), `feed` (list
+//! devices), `store`, `postgres` and `delivery` (the crates' own benches, run and collected:
+//! `postgres` is create-with-3-jobs and lease+settle through `PostgresStore` against plain
+//! tokio-postgres and a bare `SKIP LOCKED` loop on a throw-away PostgreSQL), `feed` (list
 //! and changes-since latency at 1,000 vs 100,000 notifications), `memory` (idle RSS of notifd
 //! and growth per 100,000 pending jobs), `latency` (p99 create latency at half the maximum
 //! throughput). `--quick` shortens every scenario. Writes `target/notif-bench.json`.
@@ -622,13 +624,15 @@ async fn memory_round(notifd: &std::path::Path, jobs: u64) -> (f64, f64) {
     (idle as f64 / 1024.0, per_job)
 }
 
-/// Runs a crate's own bench (`cargo bench -p <package>`) and returns its JSON summary line.
-fn crate_bench(package: &str, bench: &str, quick: bool) -> Value {
+/// Runs a crate's own bench (`cargo bench -p <package> -- <arguments>`) and returns its JSON
+/// summary line.
+fn crate_bench(package: &str, bench: &str, arguments: &[&str], quick: bool) -> Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = std::process::Command::new(cargo);
-    command.args(["bench", "-q", "-p", package, "--bench", bench]);
+    command.args(["bench", "-q", "-p", package, "--bench", bench, "--"]);
+    command.args(arguments);
     if quick {
-        command.args(["--", "--quick"]);
+        command.arg("--quick");
     }
     let output = command.output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -672,13 +676,24 @@ fn main() {
     if wanted("store") {
         summary.insert(
             "store".into(),
-            crate_bench("notif-store", "store_throughput", settings.quick),
+            crate_bench("notif-store", "store_throughput", &[], settings.quick),
+        );
+    }
+    if wanted("postgres") {
+        summary.insert(
+            "postgres".into(),
+            crate_bench(
+                "notif-store",
+                "store_throughput",
+                &["postgres"],
+                settings.quick,
+            ),
         );
     }
     if wanted("delivery") {
         summary.insert(
             "delivery".into(),
-            crate_bench("notif-delivery", "dispatch_throughput", settings.quick),
+            crate_bench("notif-delivery", "dispatch_throughput", &[], settings.quick),
         );
     }
     if wanted("feed") {

@@ -56,6 +56,8 @@ CREATE INDEX notif_subscriptions_expiry ON notif_subscriptions (expires_at);
 CREATE TABLE notif_jobs (
     notification UUID   NOT NULL,
     subscription UUID   NOT NULL,
+    app          TEXT   NOT NULL,
+    usr          TEXT   NOT NULL,
     due          BIGINT NOT NULL,
     record       BYTEA  NOT NULL,
     PRIMARY KEY (notification, subscription)
