@@ -177,3 +177,40 @@ impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for TlsSt
         ChannelBinding::none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::config::SslMode;
+
+    #[test]
+    fn libpq_verifying_modes_require_tls() {
+        for mode in ["verify-full", "verify-ca", "require"] {
+            let parsed = settings(&format!("postgres://notif@db/notif?sslmode={mode}"), None)
+                .unwrap_or_else(|error| panic!("{mode}: {error}"));
+            assert_eq!(parsed.get_ssl_mode(), SslMode::Require, "{mode}");
+        }
+        let plain = settings("postgres://notif@db/notif?sslmode=disable", None).unwrap();
+        assert_eq!(plain.get_ssl_mode(), SslMode::Disable);
+    }
+
+    #[test]
+    fn a_bad_url_is_refused_without_echoing_it() {
+        match settings("postgres://notif:hunter2@db/notif?sslmode=sometimes", None) {
+            Err(StoreError::Unavailable(reason)) => {
+                assert!(!reason.contains("hunter2"), "{reason}")
+            }
+            other => panic!("accepted: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_password_apart_from_the_url_is_used() {
+        let parsed = settings("postgres://notif@db/notif", Some("from-the-environment")).unwrap();
+        assert_eq!(
+            parsed.get_password(),
+            Some(b"from-the-environment".as_slice())
+        );
+        assert_eq!(parsed.get_application_name(), Some("notifd"));
+    }
+}

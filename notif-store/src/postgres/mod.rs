@@ -426,3 +426,20 @@ impl StoreAdmin for PostgresStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logs_never_show_the_password() {
+        let config = PostgresConfig {
+            password: Some("from-the-environment".into()),
+            ..PostgresConfig::new("postgres://notif:hunter2@db.example.com/notif")
+        };
+        let shown = format!("{config:?} {}", config.display_url());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!shown.contains("from-the-environment"), "{shown}");
+        assert!(shown.contains("db.example.com"), "{shown}");
+    }
+}
