@@ -11,7 +11,7 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
-    /// The signing-key file could not be read, written or understood.
+    /// A signing key (stored, or in a legacy key file) could not be understood.
     #[error("signing key store {path}: {reason}")]
     KeyStore {
         /// The file.
@@ -19,4 +19,7 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The store holding the identity provider's state failed.
+    #[error("identity store: {0}")]
+    Store(#[from] notif_core::ports::StoreError),
 }

@@ -213,8 +213,8 @@ pub trait NotificationStore: Send + Sync + Debug {
         id: NotificationId,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
 
-    /// Removes up to `limit` notifications (live or tombstones) and subscriptions expired at
-    /// `now`, with their indexes and jobs; returns how many were removed.
+    /// Removes up to `limit` notifications (live or tombstones), subscriptions and refresh
+    /// grants expired at `now`, with their indexes and jobs; returns how many were removed.
     ///
     /// # Errors
     /// A storage failure.
@@ -353,6 +353,93 @@ pub trait StoreAdmin: Send + Sync + Debug {
     async fn close(&self) -> Result<(), StoreError>;
 }
 
+/// A signing key of the embedded identity provider, as stored: its key id and its private
+/// key (a PKCS#8 document). Its `Debug` shows the key id only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StoredSigningKey {
+    /// The key id (`kid`).
+    pub kid: String,
+    /// The private key, PKCS#8 DER.
+    pub pkcs8: Vec<u8>,
+}
+
+impl Debug for StoredSigningKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("StoredSigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a refresh token grants: new tokens for `user` on `client`, until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshGrant {
+    /// The user.
+    pub user: crate::ids::UserId,
+    /// The client it was issued to.
+    pub client: ClientId,
+    /// When it stops working.
+    pub expires_at: Timestamp,
+}
+
+/// What presenting a refresh token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SpentRefresh {
+    /// It was live and is spent now: its grant.
+    Granted(RefreshGrant),
+    /// It was spent before (refresh tokens rotate: a second use is refused).
+    AlreadyUsed,
+    /// It was issued to another client; it stays unspent.
+    OtherClient,
+    /// It expired.
+    Expired,
+    /// No such token.
+    Unknown,
+}
+
+/// The embedded identity provider's state — its signing keys and its refresh-token grants —
+/// kept in the store, so that every node of a cluster signs with the same keys and a refresh
+/// token is spent once whichever nodes it is presented to.
+#[async_trait]
+pub trait IdentityStore: Send + Sync + Debug {
+    /// The signing keys, oldest first; the newest signs.
+    ///
+    /// # Errors
+    /// A storage failure.
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError>;
+
+    /// Adds `key` as the newest signing key. With `first`, only when there is no key yet:
+    /// two nodes starting at once each offer one, and both end up with whichever came first.
+    /// Returns the keys after.
+    ///
+    /// # Errors
+    /// A storage failure.
+    async fn add_signing_key(
+        &self,
+        key: StoredSigningKey,
+        first: bool,
+    ) -> Result<Vec<StoredSigningKey>, StoreError>;
+
+    /// Records the grant of a refresh token, by the token's hash.
+    ///
+    /// # Errors
+    /// A storage failure.
+    async fn grant_refresh(&self, token_hash: &str, grant: RefreshGrant) -> Result<(), StoreError>;
+
+    /// Spends the refresh token whose hash is `token_hash`, presented by `client` at `now`:
+    /// at most once, atomically, whichever node it reaches.
+    ///
+    /// # Errors
+    /// A storage failure.
+    async fn spend_refresh(
+        &self,
+        token_hash: &str,
+        client: &ClientId,
+        now: Timestamp,
+    ) -> Result<SpentRefresh, StoreError>;
+}
+
 /// Everything a store provides, as the ports the rest of the system holds: one store
 /// implementation behind each.
 #[derive(Debug, Clone)]
@@ -365,19 +452,27 @@ pub struct Storage {
     pub queue: std::sync::Arc<dyn DeliveryQueue>,
     /// Operations.
     pub admin: std::sync::Arc<dyn StoreAdmin>,
+    /// The embedded identity provider's state.
+    pub identity: std::sync::Arc<dyn IdentityStore>,
 }
 
 impl Storage {
     /// The ports of `store`, one implementation of all of them.
     pub fn of<S>(store: std::sync::Arc<S>) -> Self
     where
-        S: NotificationStore + SubscriptionStore + DeliveryQueue + StoreAdmin + 'static,
+        S: NotificationStore
+            + SubscriptionStore
+            + DeliveryQueue
+            + StoreAdmin
+            + IdentityStore
+            + 'static,
     {
         Self {
             notifications: store.clone(),
             subscriptions: store.clone(),
             queue: store.clone(),
-            admin: store,
+            admin: store.clone(),
+            identity: store,
         }
     }
 }

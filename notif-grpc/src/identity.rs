@@ -10,6 +10,8 @@ use notif_auth::{
     TrustedIssuer,
 };
 
+use notif_core::ports::IdentityStore;
+
 use crate::config::Config;
 
 /// The identity side of a server.
@@ -20,19 +22,20 @@ pub(crate) struct Identity {
     pub(crate) verifier: Arc<JwtVerifier>,
 }
 
-/// The embedded provider (issuing as `public_url`, keys in the data directory) and a
-/// verifier for it and every configured issuer.
+/// The embedded provider (issuing as `public_url`, its keys and refresh grants in `store`,
+/// shared by every node) and a verifier for it and every configured issuer.
 ///
 /// # Errors
 /// When the provider's keys cannot be loaded, or no issuer is left to trust.
-pub(crate) fn identity(
+pub(crate) async fn identity(
     config: &Config,
     apps: &Arc<AppDirectory>,
+    store: Arc<dyn IdentityStore>,
     public_url: &str,
     development: bool,
 ) -> anyhow::Result<Identity> {
     let provider = if config.identity.embedded {
-        let provider = IdentityProvider::new(
+        let provider = IdentityProvider::open(
             IdentityProviderConfig {
                 issuer: public_url.to_owned(),
                 audience: config.identity.audience.clone(),
@@ -44,10 +47,12 @@ pub(crate) fn identity(
                 ),
                 // Anyone could sign in as anyone: development only.
                 development_sign_in: development,
-                key_file: Some(config.data_dir.join("idp-keys.json")),
+                legacy_key_file: Some(config.data_dir.join("idp-keys.json")),
             },
             Arc::clone(apps),
-        )?;
+            store,
+        )
+        .await?;
         Some(Arc::new(provider))
     } else {
         None

@@ -144,7 +144,14 @@ impl Server {
             .unwrap_or_else(|| format!("http://{address}"))
             .trim_end_matches('/')
             .to_owned();
-        let identity = crate::identity::identity(&config, &apps, &public_url, development)?;
+        let identity = crate::identity::identity(
+            &config,
+            &apps,
+            Arc::clone(&storage.identity),
+            &public_url,
+            development,
+        )
+        .await?;
 
         let sandbox = if development {
             Some(Arc::new(

@@ -41,10 +41,16 @@ pub enum Tree {
     Due,
     /// notification id | subscription id → delivery-status record.
     Status,
+    /// position → the identity provider's signing key.
+    IdpKeys,
+    /// refresh-token hash → its grant.
+    IdpGrants,
+    /// grant expiry | refresh-token hash → ().
+    IdpGrantExpiry,
 }
 
 impl Tree {
-    const ALL: [Tree; 13] = [
+    const ALL: [Tree; 16] = [
         Tree::Notifications,
         Tree::AppIds,
         Tree::Groups,
@@ -58,6 +64,9 @@ impl Tree {
         Tree::Jobs,
         Tree::Due,
         Tree::Status,
+        Tree::IdpKeys,
+        Tree::IdpGrants,
+        Tree::IdpGrantExpiry,
     ];
 
     fn index(self) -> usize {

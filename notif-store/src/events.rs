@@ -47,6 +47,7 @@ impl LocalEvents {
     }
 
     /// The feeds someone in this process watches now.
+    #[cfg(feature = "postgres")]
     pub(crate) fn watched(&self) -> Vec<FeedKey> {
         self.feeds()
             .iter()
@@ -57,6 +58,7 @@ impl LocalEvents {
 
     /// Wakes every watcher and dispatcher: events may have been missed, and each re-reads
     /// from its cursor.
+    #[cfg(feature = "postgres")]
     pub(crate) fn wake_all(&self) {
         for sender in self.feeds().values() {
             sender.send_modify(|_| {});

@@ -708,3 +708,97 @@ mod tests {
         }
     }
 }
+
+/// A signing key of the identity provider on disk.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct SigningKeyRecord {
+    kid: String,
+    pkcs8: Vec<u8>,
+}
+
+impl From<&notif_core::ports::StoredSigningKey> for SigningKeyRecord {
+    fn from(key: &notif_core::ports::StoredSigningKey) -> Self {
+        Self {
+            kid: key.kid.clone(),
+            pkcs8: key.pkcs8.clone(),
+        }
+    }
+}
+
+impl From<SigningKeyRecord> for notif_core::ports::StoredSigningKey {
+    fn from(record: SigningKeyRecord) -> Self {
+        Self {
+            kid: record.kid,
+            pkcs8: record.pkcs8,
+        }
+    }
+}
+
+/// A refresh token's grant on disk.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct GrantRecord {
+    user: String,
+    client: String,
+    expires_at: i64,
+    used: bool,
+}
+
+impl GrantRecord {
+    /// An unspent grant.
+    pub(crate) fn new(grant: &notif_core::ports::RefreshGrant) -> Self {
+        Self {
+            user: grant.user.as_str().to_owned(),
+            client: grant.client.as_str().to_owned(),
+            expires_at: grant.expires_at.unix_millis(),
+            used: false,
+        }
+    }
+
+    /// When it expires.
+    pub(crate) fn expires_at(&self) -> Timestamp {
+        Timestamp::from_unix_millis(self.expires_at)
+    }
+
+    /// Spends it, by the rule every store keeps: once, by its own client, before it expires.
+    pub(crate) fn spend(
+        &mut self,
+        key: &[u8],
+        client: &ClientId,
+        now: Timestamp,
+    ) -> Result<notif_core::ports::SpentRefresh, StoreError> {
+        use notif_core::ports::{RefreshGrant, SpentRefresh};
+        if let Some(refused) =
+            refresh_refusal(self.used, &self.client, client, self.expires_at(), now)
+        {
+            return Ok(refused);
+        }
+        self.used = true;
+        Ok(SpentRefresh::Granted(RefreshGrant {
+            user: field(key, "user", UserId::new(self.user.clone()))?,
+            client: field(key, "client", ClientId::new(self.client.clone()))?,
+            expires_at: self.expires_at(),
+        }))
+    }
+}
+
+/// Why a refresh token presented by `presented_by` at `now` cannot be spent, by the rule
+/// every store keeps — once, by the client it was issued to, before it expires; `None` when
+/// it can.
+pub(crate) fn refresh_refusal(
+    used: bool,
+    issued_to: &str,
+    presented_by: &ClientId,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> Option<notif_core::ports::SpentRefresh> {
+    use notif_core::ports::SpentRefresh;
+    if used {
+        Some(SpentRefresh::AlreadyUsed)
+    } else if issued_to != presented_by.as_str() {
+        Some(SpentRefresh::OtherClient)
+    } else if expires_at <= now {
+        Some(SpentRefresh::Expired)
+    } else {
+        None
+    }
+}

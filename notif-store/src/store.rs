@@ -17,11 +17,13 @@ use async_trait::async_trait;
 use notif_core::delivery::{DeliveryRecord, Settlement};
 use notif_core::fanout::DeliveryJob;
 use notif_core::feed::{FeedOp, FeedWrite};
+use notif_core::ids::ClientId;
 use notif_core::ids::{NotificationId, SubscriptionId};
 use notif_core::notification::{ChangeSeq, FeedKey, Notification};
 use notif_core::ports::{
-    ChangePage, DeliveryQueue, LeasedJob, ListPage, ListQuery, NotificationStore, StoreAdmin,
-    StoreError, SubscribeOutcome, SubscriptionStore,
+    ChangePage, DeliveryQueue, IdentityStore, LeasedJob, ListPage, ListQuery, NotificationStore,
+    RefreshGrant, SpentRefresh, StoreAdmin, StoreError, StoredSigningKey, SubscribeOutcome,
+    SubscriptionStore,
 };
 use notif_core::subscription::Subscription;
 use notif_core::time::Timestamp;
@@ -352,6 +354,45 @@ impl<E: Engine> StoreAdmin for Store<E> {
                 .await?;
         }
         self.command(true, |_| Ok(())).await
+    }
+}
+
+#[async_trait]
+impl<E: Engine> IdentityStore for Store<E> {
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        self.query(|engine| write::signing_keys(&Direct(engine)))
+            .await
+    }
+
+    async fn add_signing_key(
+        &self,
+        key: StoredSigningKey,
+        first: bool,
+    ) -> Result<Vec<StoredSigningKey>, StoreError> {
+        self.command(true, move |tx| write::add_signing_key(tx, key, first))
+            .await
+    }
+
+    async fn grant_refresh(&self, token_hash: &str, grant: RefreshGrant) -> Result<(), StoreError> {
+        let token_hash = token_hash.to_owned();
+        self.command(true, move |tx| {
+            write::grant_refresh(tx, &token_hash, &grant);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn spend_refresh(
+        &self,
+        token_hash: &str,
+        client: &ClientId,
+        now: Timestamp,
+    ) -> Result<SpentRefresh, StoreError> {
+        let (token_hash, client) = (token_hash.to_owned(), client.clone());
+        self.command(true, move |tx| {
+            write::spend_refresh(tx, &token_hash, &client, now)
+        })
+        .await
     }
 }
 

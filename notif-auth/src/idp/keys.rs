@@ -1,7 +1,9 @@
-//! The embedded identity provider's signing keys: ES256, persisted in the data directory so
-//! tokens survive restarts; rotation adds a key and keeps the old ones in the JWKS.
+//! The embedded identity provider's signing keys: ES256, kept in the store (the
+//! `IdentityStore` port) so tokens survive restarts and every node of a cluster signs with the
+//! same keys; rotation adds a key and keeps the old ones in the JWKS. Key files an earlier
+//! version wrote in the data directory are moved into the store.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 
 use aws_lc_rs::rand::SystemRandom;
@@ -10,7 +12,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, EncodingKey};
-use serde::{Deserialize, Serialize};
+use notif_core::ports::StoredSigningKey;
+use serde::Deserialize;
 
 use crate::error::Error;
 use crate::jwks::SharedKeys;
@@ -23,20 +26,19 @@ pub(crate) struct SigningKey {
     pkcs8: Vec<u8>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct StoredKey {
     kid: String,
     pkcs8: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct StoredKeys {
     keys: Vec<StoredKey>,
 }
 
 /// The keys, newest last; the newest signs.
 pub(crate) struct KeyRing {
-    path: Option<PathBuf>,
     keys: Vec<SigningKey>,
     published: SharedKeys,
 }
@@ -82,70 +84,32 @@ fn generate() -> Result<SigningKey, String> {
 }
 
 impl KeyRing {
-    /// Loads the keys at `path`, or creates one there; `None` keeps keys in memory only.
-    pub(crate) fn load_or_create(path: Option<PathBuf>) -> Result<Self, Error> {
-        let mut ring = Self {
-            path,
-            keys: Vec::new(),
+    /// The ring of `stored` keys (oldest first), published.
+    pub(crate) fn from_stored(stored: Vec<StoredSigningKey>) -> Result<Self, Error> {
+        let ring = Self {
+            keys: stored
+                .into_iter()
+                .map(|key| {
+                    let kid = key.kid.clone();
+                    signing_key(key.pkcs8, Some(key.kid)).map_err(|reason| Error::KeyStore {
+                        path: format!("stored key {kid}"),
+                        reason,
+                    })
+                })
+                .collect::<Result<_, _>>()?,
             published: Arc::new(RwLock::new(JwkSet { keys: Vec::new() })),
         };
-        if let Some(path) = ring.path.clone().filter(|path| path.exists()) {
-            let text = std::fs::read_to_string(&path).map_err(|error| key_error(&path, error))?;
-            let stored: StoredKeys =
-                serde_json::from_str(&text).map_err(|error| key_error(&path, error))?;
-            for key in stored.keys {
-                let pkcs8 = STANDARD
-                    .decode(&key.pkcs8)
-                    .map_err(|error| key_error(&path, error))?;
-                ring.keys.push(
-                    signing_key(pkcs8, Some(key.kid)).map_err(|error| key_error(&path, error))?,
-                );
-            }
-        }
-        if ring.keys.is_empty() {
-            ring.rotate()?;
-        } else {
-            ring.publish();
-        }
+        ring.publish();
         Ok(ring)
     }
 
-    /// Adds a new signing key; older keys stay published so their tokens keep verifying.
-    pub(crate) fn rotate(&mut self) -> Result<(), Error> {
-        let describe = |reason: String| Error::KeyStore {
-            path: self
-                .path
-                .as_ref()
-                .map_or("(memory)".into(), |path| path.display().to_string()),
-            reason,
-        };
-        let key = generate().map_err(describe)?;
-        self.keys.push(key);
-        self.save()?;
+    /// Replaces the keys with `stored` (after a rotation), keeping the published set shared
+    /// with verifiers.
+    pub(crate) fn replace(&mut self, stored: Vec<StoredSigningKey>) -> Result<(), Error> {
+        let fresh = Self::from_stored(stored)?;
+        self.keys = fresh.keys;
         self.publish();
         Ok(())
-    }
-
-    fn save(&self) -> Result<(), Error> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let stored = StoredKeys {
-            keys: self
-                .keys
-                .iter()
-                .map(|key| StoredKey {
-                    kid: key.kid.clone(),
-                    pkcs8: STANDARD.encode(&key.pkcs8),
-                })
-                .collect(),
-        };
-        let text = serde_json::to_string_pretty(&stored).map_err(|error| key_error(path, error))?;
-        // Write then rename, so a crash never leaves a half-written key file.
-        let temporary = path.with_extension("tmp");
-        std::fs::write(&temporary, text).map_err(|error| key_error(path, error))?;
-        restrict_permissions(&temporary).map_err(|error| key_error(path, error))?;
-        std::fs::rename(&temporary, path).map_err(|error| key_error(path, error))
     }
 
     fn publish(&self) {
@@ -166,13 +130,40 @@ impl KeyRing {
     }
 }
 
-#[cfg(unix)]
-fn restrict_permissions(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+/// A new signing key, as the store keeps it.
+pub(crate) fn new_stored_key() -> Result<StoredSigningKey, Error> {
+    let key = generate().map_err(|reason| Error::KeyStore {
+        path: "(new key)".into(),
+        reason,
+    })?;
+    Ok(StoredSigningKey {
+        kid: key.kid,
+        pkcs8: key.pkcs8,
+    })
 }
 
-#[cfg(not(unix))]
-fn restrict_permissions(_path: &Path) -> std::io::Result<()> {
-    Ok(())
+/// The keys of a key file an earlier version kept in the data directory, to move into the
+/// store; none when there is no file.
+pub(crate) fn legacy_keys(path: &Path) -> Result<Vec<StoredSigningKey>, Error> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path).map_err(|error| key_error(path, error))?;
+    let stored: StoredKeys = serde_json::from_str(&text).map_err(|error| key_error(path, error))?;
+    stored
+        .keys
+        .into_iter()
+        .map(|key| {
+            let pkcs8 = STANDARD
+                .decode(&key.pkcs8)
+                .map_err(|error| key_error(path, error))?;
+            // Checked now, so a bad file is named rather than a bad stored key later.
+            signing_key(pkcs8.clone(), Some(key.kid.clone()))
+                .map_err(|error| key_error(path, error))?;
+            Ok(StoredSigningKey {
+                kid: key.kid,
+                pkcs8,
+            })
+        })
+        .collect()
 }

@@ -2,11 +2,10 @@
 //! development sign-in, JWKS and OpenID discovery documents — so the whole flow runs on one
 //! machine with no setup. A library: the server exposes it over HTTP.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -16,10 +15,13 @@ use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, Header};
 use notif_core::app::{App, SCOPE_CREATED_BY_APP};
 use notif_core::ids::{ClientId, UserId};
-use notif_core::ports::{AppRegistry, TokenVerifier};
+use notif_core::ports::{
+    AppRegistry, IdentityStore, RefreshGrant, SpentRefresh, StoreError, TokenVerifier,
+};
+use notif_core::time::Timestamp;
 use sha2::{Digest, Sha256};
 
-use super::keys::KeyRing;
+use super::keys::{self, KeyRing};
 use super::oauth::{OAuthError, OAuthErrorCode, TokenRequest, TokenResponse};
 use super::secrets::SecretGate;
 use crate::claims::{Claims, unix_seconds};
@@ -45,14 +47,14 @@ pub struct IdentityProviderConfig {
     /// Whether development sign-in (a user token for anyone, no password) is offered. Only
     /// for development: refuse it whenever external issuers are configured.
     pub development_sign_in: bool,
-    /// Where the signing keys are kept (`<data dir>/idp-keys.json`); `None` keeps them in
-    /// memory only.
-    pub key_file: Option<PathBuf>,
+    /// A key file an earlier version kept (`<data dir>/idp-keys.json`): its keys move into
+    /// the store when the store has none, so tokens issued before keep verifying.
+    pub legacy_key_file: Option<PathBuf>,
 }
 
 impl IdentityProviderConfig {
     /// Defaults for `issuer`: audience `api://notif`, 60-minute access and 30-day refresh
-    /// tokens, development sign-in on, keys in memory.
+    /// tokens, development sign-in on, no legacy key file.
     pub fn new(issuer: impl Into<String>) -> Self {
         Self {
             issuer: issuer.into(),
@@ -60,19 +62,9 @@ impl IdentityProviderConfig {
             access_token_lifetime: Duration::from_secs(60 * 60),
             refresh_token_lifetime: Duration::from_secs(30 * 24 * 60 * 60),
             development_sign_in: true,
-            key_file: None,
+            legacy_key_file: None,
         }
     }
-}
-
-/// A refresh token's grant, kept by the hash of the token.
-#[derive(Debug, Clone)]
-struct RefreshGrant {
-    user: UserId,
-    client: ClientId,
-    expires_at: SystemTime,
-    /// Refresh tokens rotate: once used, a token is spent, and presenting it again fails.
-    used: bool,
 }
 
 /// The embedded identity provider.
@@ -81,7 +73,8 @@ pub struct IdentityProvider {
     apps: Arc<AppDirectory>,
     keys: RwLock<KeyRing>,
     own_tokens: JwtVerifier,
-    refresh_grants: Mutex<HashMap<String, RefreshGrant>>,
+    /// Signing keys and refresh grants, shared by every node.
+    store: Arc<dyn IdentityStore>,
     secrets: SecretGate,
 }
 
@@ -111,13 +104,50 @@ fn invalid_grant(description: impl Into<String>) -> OAuthError {
     OAuthError::new(OAuthErrorCode::InvalidGrant, description)
 }
 
+/// The store could not be reached: the request may be retried.
+fn unavailable(error: StoreError) -> OAuthError {
+    OAuthError::new(OAuthErrorCode::TemporarilyUnavailable, error.to_string())
+        .retry_after(Duration::from_secs(1))
+}
+
+fn timestamp(time: SystemTime) -> Timestamp {
+    let millis = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or_default();
+    Timestamp::from_unix_millis(millis)
+}
+
 impl IdentityProvider {
-    /// An identity provider for the apps of `apps`, loading or creating its signing key.
+    /// An identity provider for the apps of `apps`, its state in `store`: it signs with the
+    /// store's keys, creating the first (or moving a legacy key file's in) when there is
+    /// none. Nodes starting at once end up with the same key.
     ///
     /// # Errors
-    /// [`Error::KeyStore`] when the key file cannot be read or written.
-    pub fn new(config: IdentityProviderConfig, apps: Arc<AppDirectory>) -> Result<Self, Error> {
-        let keys = KeyRing::load_or_create(config.key_file.clone())?;
+    /// [`Error::KeyStore`] when a stored key or the legacy key file cannot be used;
+    /// [`Error::Store`] when the store fails.
+    pub async fn open(
+        config: IdentityProviderConfig,
+        apps: Arc<AppDirectory>,
+        store: Arc<dyn IdentityStore>,
+    ) -> Result<Self, Error> {
+        let mut stored = store.signing_keys().await?;
+        if stored.is_empty() {
+            let legacy = match &config.legacy_key_file {
+                Some(path) => keys::legacy_keys(path)?,
+                None => Vec::new(),
+            };
+            let mut offered = legacy.into_iter();
+            let first = match offered.next() {
+                Some(key) => key,
+                None => keys::new_stored_key()?,
+            };
+            stored = store.add_signing_key(first, true).await?;
+            for key in offered {
+                stored = store.add_signing_key(key, false).await?;
+            }
+        }
+        let keys = KeyRing::from_stored(stored)?;
         let own_tokens = JwtVerifier::new(
             vec![TrustedIssuer {
                 issuer: config.issuer.clone(),
@@ -131,7 +161,7 @@ impl IdentityProvider {
             apps,
             keys: RwLock::new(keys),
             own_tokens,
-            refresh_grants: Mutex::new(HashMap::new()),
+            store,
             // One argon2 verification per core; a request waits at most a second for its turn.
             secrets: SecretGate::new(
                 std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
@@ -163,13 +193,16 @@ impl IdentityProvider {
     /// Adds a new signing key; tokens signed with older keys keep verifying.
     ///
     /// # Errors
-    /// [`Error::KeyStore`] when the key file cannot be written.
-    pub fn rotate_signing_key(&self) -> Result<(), Error> {
-        let mut ring = self
-            .keys
+    /// [`Error::Store`] when the store fails.
+    pub async fn rotate_signing_key(&self) -> Result<(), Error> {
+        let stored = self
+            .store
+            .add_signing_key(keys::new_stored_key()?, false)
+            .await?;
+        self.keys
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        ring.rotate()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .replace(stored)
     }
 
     /// The JWKS document.
@@ -216,7 +249,7 @@ impl IdentityProvider {
         match request.grant_type.as_str() {
             "client_credentials" => {
                 let (client, _) = self.authenticate(&request, source).await?;
-                self.issue(None, &client, false)
+                self.sign(None, &client)
             }
             JWT_BEARER_GRANT => self.on_behalf_of(request, source).await,
             "refresh_token" => self.refresh(request, source).await,
@@ -251,7 +284,7 @@ impl IdentityProvider {
         let user = UserId::new(user).map_err(|error| {
             OAuthError::new(OAuthErrorCode::InvalidRequest, format!("user: {error}"))
         })?;
-        self.issue(Some(&user), &client, false)
+        self.sign(Some(&user), &client)
     }
 
     fn check_scope(&self, scope: Option<&str>) -> Result<(), OAuthError> {
@@ -347,7 +380,7 @@ impl IdentityProvider {
                 "assertion: the token was issued to a client of another app",
             ));
         }
-        self.issue(Some(&user), &client, true)
+        self.issue_with_refresh(&user, &client).await
     }
 
     async fn refresh(
@@ -359,37 +392,46 @@ impl IdentityProvider {
             OAuthError::new(OAuthErrorCode::InvalidRequest, "refresh_token is required")
         })?;
         let (client, _) = self.authenticate(&request, source).await?;
-        let grant = {
-            let mut grants = self
-                .refresh_grants
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let grant = grants
-                .get_mut(&token_hash(&token))
-                .ok_or_else(|| invalid_grant("unknown refresh token"))?;
-            if grant.used {
-                return Err(invalid_grant("refresh token already used"));
-            }
-            if grant.client != client {
+        let spent = self
+            .store
+            .spend_refresh(&token_hash(&token), &client, timestamp(SystemTime::now()))
+            .await
+            .map_err(unavailable)?;
+        let grant = match spent {
+            SpentRefresh::Granted(grant) => grant,
+            SpentRefresh::AlreadyUsed => return Err(invalid_grant("refresh token already used")),
+            SpentRefresh::OtherClient => {
                 return Err(invalid_grant("refresh token was issued to another client"));
             }
-            if grant.expires_at <= SystemTime::now() {
-                return Err(invalid_grant("refresh token expired"));
-            }
-            grant.used = true;
-            grant.clone()
+            SpentRefresh::Expired => return Err(invalid_grant("refresh token expired")),
+            SpentRefresh::Unknown => return Err(invalid_grant("unknown refresh token")),
         };
-        self.issue(Some(&grant.user), &grant.client, true)
+        self.issue_with_refresh(&grant.user, &grant.client).await
     }
 
-    /// Signs an access token (delegated when `user` is given, else app-only) and, when asked,
-    /// a rotating refresh token.
-    fn issue(
+    /// Signs a delegated access token with a rotating refresh token, whose grant is stored.
+    async fn issue_with_refresh(
         &self,
-        user: Option<&UserId>,
+        user: &UserId,
         client: &ClientId,
-        with_refresh: bool,
     ) -> Result<TokenResponse, OAuthError> {
+        let mut response = self.sign(Some(user), client)?;
+        let token = random_token()?;
+        let grant = RefreshGrant {
+            user: user.clone(),
+            client: client.clone(),
+            expires_at: timestamp(SystemTime::now() + self.config.refresh_token_lifetime),
+        };
+        self.store
+            .grant_refresh(&token_hash(&token), grant)
+            .await
+            .map_err(unavailable)?;
+        response.refresh_token = Some(token);
+        Ok(response)
+    }
+
+    /// Signs an access token: delegated when `user` is given, else app-only.
+    fn sign(&self, user: Option<&UserId>, client: &ClientId) -> Result<TokenResponse, OAuthError> {
         let now = SystemTime::now();
         let lifetime = self.config.access_token_lifetime;
         let claims = Claims {
@@ -432,35 +474,12 @@ impl IdentityProvider {
                 )
             })?
         };
-        let refresh_token = match (with_refresh, user) {
-            (true, Some(user)) => {
-                let token = random_token()?;
-                let mut grants = self
-                    .refresh_grants
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner());
-                // Spent and expired grants are dropped as new ones arrive, so the map stays
-                // proportional to the live refresh tokens.
-                grants.retain(|_, grant| !grant.used && grant.expires_at > now);
-                grants.insert(
-                    token_hash(&token),
-                    RefreshGrant {
-                        user: user.clone(),
-                        client: client.clone(),
-                        expires_at: now + self.config.refresh_token_lifetime,
-                        used: false,
-                    },
-                );
-                Some(token)
-            }
-            _ => None,
-        };
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer".into(),
             expires_in: lifetime.as_secs(),
             scope: SCOPE_CREATED_BY_APP.into(),
-            refresh_token,
+            refresh_token: None,
         })
     }
 }

@@ -49,8 +49,18 @@ fn directory() -> Arc<AppDirectory> {
     )
 }
 
-fn provider(config: IdentityProviderConfig) -> IdentityProvider {
-    IdentityProvider::new(config, directory()).unwrap()
+/// A provider whose state is in a fresh in-memory store.
+async fn provider(config: IdentityProviderConfig) -> IdentityProvider {
+    provider_on(config, Arc::new(notif_store::MemoryStore::new())).await
+}
+
+async fn provider_on(
+    config: IdentityProviderConfig,
+    store: Arc<dyn notif_core::ports::IdentityStore>,
+) -> IdentityProvider {
+    IdentityProvider::open(config, directory(), store)
+        .await
+        .unwrap()
 }
 
 fn verifier(provider: &IdentityProvider) -> JwtVerifier {
@@ -81,7 +91,7 @@ fn refresh(token: &str) -> TokenRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_behalf_of_round_trip() {
-    let provider = provider(IdentityProviderConfig::new("http://127.0.0.1:50051"));
+    let provider = provider(IdentityProviderConfig::new("http://127.0.0.1:50051")).await;
     let verifier = verifier(&provider);
     let user_token = provider.dev_sign_in(DEMO_DEVICE_CLIENT, "alice").unwrap();
     let device = verifier.verify(&user_token.access_token).await.unwrap();
@@ -114,7 +124,7 @@ async fn on_behalf_of_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_credentials_give_an_app_only_token() {
-    let provider = provider(IdentityProviderConfig::new("http://127.0.0.1:50051"));
+    let provider = provider(IdentityProviderConfig::new("http://127.0.0.1:50051")).await;
     let response = provider
         .token(
             TokenRequest {
@@ -138,7 +148,7 @@ async fn client_credentials_give_an_app_only_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_requests_get_rfc_6749_codes() {
-    let provider = provider(IdentityProviderConfig::new("http://127.0.0.1:50051"));
+    let provider = provider(IdentityProviderConfig::new("http://127.0.0.1:50051")).await;
     let user_token = provider
         .dev_sign_in(DEMO_DEVICE_CLIENT, "alice")
         .unwrap()
@@ -259,7 +269,8 @@ async fn development_sign_in_can_be_refused() {
     let provider = provider(IdentityProviderConfig {
         development_sign_in: false,
         ..IdentityProviderConfig::new("http://127.0.0.1:50051")
-    });
+    })
+    .await;
     assert_eq!(
         provider
             .dev_sign_in(DEMO_DEVICE_CLIENT, "alice")
@@ -267,7 +278,7 @@ async fn development_sign_in_can_be_refused() {
             .code,
         OAuthErrorCode::UnauthorizedClient
     );
-    let enabled = self::provider(IdentityProviderConfig::new("http://127.0.0.1:50051"));
+    let enabled = self::provider(IdentityProviderConfig::new("http://127.0.0.1:50051")).await;
     assert_eq!(
         enabled.dev_sign_in("nobody", "alice").unwrap_err().code,
         OAuthErrorCode::InvalidClient
@@ -284,25 +295,25 @@ async fn development_sign_in_can_be_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn signing_keys_persist_and_rotate() {
     let directory = tempfile::tempdir().unwrap();
-    let config = IdentityProviderConfig {
-        key_file: Some(directory.path().join("idp-keys.json")),
-        ..IdentityProviderConfig::new("http://127.0.0.1:50051")
-    };
-    let first = provider(config.clone());
+    let config = IdentityProviderConfig::new("http://127.0.0.1:50051");
+    let store = Arc::new(notif_store::SledStore::open(directory.path()).unwrap());
+    let first = provider_on(config.clone(), store.clone()).await;
     let old_token = first
         .dev_sign_in(DEMO_DEVICE_CLIENT, "alice")
         .unwrap()
         .access_token;
     drop(first);
+    drop(store);
 
-    let restarted = provider(config);
+    let store = Arc::new(notif_store::SledStore::open(directory.path()).unwrap());
+    let restarted = provider_on(config, store).await;
     let verifier = verifier(&restarted);
     assert!(
         verifier.verify(&old_token).await.is_ok(),
         "tokens survive a restart"
     );
     assert_eq!(restarted.jwks().keys.len(), 1);
-    restarted.rotate_signing_key().unwrap();
+    restarted.rotate_signing_key().await.unwrap();
     assert_eq!(restarted.jwks().keys.len(), 2);
     let new_token = restarted
         .dev_sign_in(DEMO_DEVICE_CLIENT, "bob")
@@ -328,4 +339,68 @@ async fn signing_keys_persist_and_rotate() {
         discovery["token_endpoint"],
         "http://127.0.0.1:50051/oauth2/v2.0/token"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_key_file_moves_into_the_store() {
+    use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
+    use base64::Engine as _;
+    let directory = tempfile::tempdir().unwrap();
+    let document = EcdsaKeyPair::generate_pkcs8(
+        &ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let file = directory.path().join("idp-keys.json");
+    std::fs::write(
+        &file,
+        serde_json::json!({"keys": [{
+            "kid": "from-the-file",
+            "pkcs8": base64::engine::general_purpose::STANDARD.encode(document.as_ref()),
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let store = Arc::new(notif_store::MemoryStore::new());
+    let config = IdentityProviderConfig {
+        legacy_key_file: Some(file),
+        ..IdentityProviderConfig::new("http://127.0.0.1:50051")
+    };
+    let provider = provider_on(config, store.clone()).await;
+    assert_eq!(
+        provider.jwks().keys[0].common.key_id.as_deref(),
+        Some("from-the-file")
+    );
+    let stored = notif_core::ports::IdentityStore::signing_keys(store.as_ref())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].kid, "from-the-file");
+}
+
+/// Two nodes on one store: a token one issues verifies on the other, and a refresh token
+/// spent on one is refused on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_sharing_a_store_share_keys_and_refresh_tokens() {
+    let store: Arc<notif_store::MemoryStore> = Arc::new(notif_store::MemoryStore::new());
+    let config = IdentityProviderConfig::new("http://cluster.example.com");
+    let (a, b) = tokio::join!(
+        provider_on(config.clone(), store.clone()),
+        provider_on(config, store.clone()),
+    );
+    let signed_on_a = a
+        .dev_sign_in(DEMO_DEVICE_CLIENT, "alice")
+        .unwrap()
+        .access_token;
+    assert!(verifier(&b).verify(&signed_on_a).await.is_ok());
+
+    let user_token = a
+        .dev_sign_in(DEMO_DEVICE_CLIENT, "alice")
+        .unwrap()
+        .access_token;
+    let exchanged = a.token(obo(&user_token), None).await.unwrap();
+    let refresh_token = exchanged.refresh_token.unwrap();
+    a.token(refresh(&refresh_token), None).await.unwrap();
+    let replayed = b.token(refresh(&refresh_token), None).await.unwrap_err();
+    assert_eq!(replayed.code, OAuthErrorCode::InvalidGrant);
 }

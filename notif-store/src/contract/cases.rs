@@ -1315,3 +1315,83 @@ pub async fn concurrent_writes_each_see_the_ones_before(harness: Harness) {
         "one job per notification for the one device"
     );
 }
+
+fn signing_key(kid: &str) -> notif_core::ports::StoredSigningKey {
+    notif_core::ports::StoredSigningKey {
+        kid: kid.into(),
+        pkcs8: kid.as_bytes().repeat(8),
+    }
+}
+
+/// Contract: the first signing key offered is the one every node keeps; rotations come after
+/// it, oldest first.
+pub async fn signing_keys_are_kept_once_and_in_order(harness: Harness) {
+    let store = &harness.store;
+    assert!(store.signing_keys().await.unwrap().is_empty());
+    let first = store.add_signing_key(signing_key("a"), true).await.unwrap();
+    assert_eq!(first, vec![signing_key("a")]);
+    // Another node offering its own first key adopts the one already there.
+    let raced = store.add_signing_key(signing_key("b"), true).await.unwrap();
+    assert_eq!(raced, vec![signing_key("a")]);
+    let rotated = store
+        .add_signing_key(signing_key("c"), false)
+        .await
+        .unwrap();
+    assert_eq!(rotated, vec![signing_key("a"), signing_key("c")]);
+    assert_eq!(store.signing_keys().await.unwrap(), rotated);
+}
+
+/// Contract: a refresh token is spent once, by the client it was issued to, before it
+/// expires; the expiry sweep removes it.
+pub async fn refresh_tokens_are_spent_once(harness: Harness) {
+    use notif_core::ids::ClientId;
+    use notif_core::ports::{RefreshGrant, SpentRefresh};
+    let store = &harness.store;
+    let now = harness.clock_now();
+    let device = ClientId::new("demo-client").unwrap();
+    let other = ClientId::new("other-client").unwrap();
+    let grant = RefreshGrant {
+        user: notif_core::ids::UserId::new("alice").unwrap(),
+        client: device.clone(),
+        expires_at: now.saturating_add(Duration::from_secs(60)),
+    };
+    store.grant_refresh("token-1", grant.clone()).await.unwrap();
+    assert_eq!(
+        store.spend_refresh("token-1", &other, now).await.unwrap(),
+        SpentRefresh::OtherClient
+    );
+    assert_eq!(
+        store.spend_refresh("token-1", &device, now).await.unwrap(),
+        SpentRefresh::Granted(grant.clone()),
+        "another client's attempt did not spend it"
+    );
+    assert_eq!(
+        store.spend_refresh("token-1", &device, now).await.unwrap(),
+        SpentRefresh::AlreadyUsed
+    );
+    assert_eq!(
+        store
+            .spend_refresh("never-issued", &device, now)
+            .await
+            .unwrap(),
+        SpentRefresh::Unknown
+    );
+    store.grant_refresh("token-2", grant.clone()).await.unwrap();
+    let later = now.saturating_add(Duration::from_secs(60));
+    assert_eq!(
+        store
+            .spend_refresh("token-2", &device, later)
+            .await
+            .unwrap(),
+        SpentRefresh::Expired
+    );
+    assert!(store.expire(later, 100).await.unwrap() >= 2);
+    assert_eq!(
+        store
+            .spend_refresh("token-2", &device, later)
+            .await
+            .unwrap(),
+        SpentRefresh::Unknown,
+        "swept"
+    );
+}

@@ -29,7 +29,9 @@ pub mod postgres;
 use std::future::Future;
 use std::sync::Arc;
 
-use notif_core::ports::{DeliveryQueue, NotificationStore, StoreAdmin, SubscriptionStore};
+use notif_core::ports::{
+    DeliveryQueue, IdentityStore, NotificationStore, StoreAdmin, SubscriptionStore,
+};
 
 pub use cases::*;
 pub use fixtures::Harness;
@@ -41,9 +43,15 @@ pub use model::{
 pub use postgres::{PostgresFactory, TestPostgres};
 
 /// Every storage port in one object: what a store under the contract implements.
-pub trait StorePorts: NotificationStore + SubscriptionStore + DeliveryQueue + StoreAdmin {}
+pub trait StorePorts:
+    NotificationStore + SubscriptionStore + DeliveryQueue + StoreAdmin + IdentityStore
+{
+}
 
-impl<T: NotificationStore + SubscriptionStore + DeliveryQueue + StoreAdmin> StorePorts for T {}
+impl<T> StorePorts for T where
+    T: NotificationStore + SubscriptionStore + DeliveryQueue + StoreAdmin + IdentityStore
+{
+}
 
 /// Makes the stores the suite runs on.
 pub trait StoreFactory: Send + Sync {
@@ -151,6 +159,8 @@ macro_rules! contract_suite {
             jobs_of_expired_notifications_are_dropped,
             subscriptions_lapse,
             concurrent_writes_each_see_the_ones_before,
+            signing_keys_are_kept_once_and_in_order,
+            refresh_tokens_are_spent_once,
         );
         #[test]
         fn the_store_agrees_with_the_model() {

@@ -44,7 +44,8 @@ pub(crate) async fn expire(
         &[&now_millis, &limit],
     )
     .await?;
-    Ok(removed + usize::try_from(subscriptions).unwrap_or(usize::MAX))
+    let grants = super::identity::expire_grants(client, now, limit).await?;
+    Ok(removed + usize::try_from(subscriptions).unwrap_or(usize::MAX) + grants)
 }
 
 /// Removes the expired notifications of one locked feed, with their `appNotificationId`

@@ -9,7 +9,7 @@
 //!
 //! Modules: `connect` (URL, TLS, pool), `schema` (migrations), `tx` (the retry loop and
 //! statement helpers), `rows` (records to rows), `feed`, `jobs`, `queue`, `subscriptions`,
-//! `expiry` (the writes), `read` (the queries), `events` ([`PostgresEvents`]), `clock`
+//! `expiry`, `identity` (the writes), `read` (the queries), `events` ([`PostgresEvents`]), `clock`
 //! ([`DatabaseClock`]).
 
 mod clock;
@@ -17,6 +17,7 @@ pub(crate) mod connect;
 mod events;
 mod expiry;
 mod feed;
+mod identity;
 mod jobs;
 mod queue;
 mod read;
@@ -33,11 +34,12 @@ use deadpool_postgres::Pool;
 use notif_core::delivery::{DeliveryRecord, Settlement};
 use notif_core::fanout::DeliveryJob;
 use notif_core::feed::{FeedOp, FeedWrite};
-use notif_core::ids::{NotificationId, SubscriptionId};
+use notif_core::ids::{ClientId, NotificationId, SubscriptionId};
 use notif_core::notification::{ChangeSeq, FeedKey, Notification};
 use notif_core::ports::{
-    ChangePage, DeliveryQueue, LeasedJob, ListPage, ListQuery, NotificationStore, StoreAdmin,
-    StoreError, SubscribeOutcome, SubscriptionStore,
+    ChangePage, DeliveryQueue, IdentityStore, LeasedJob, ListPage, ListQuery, NotificationStore,
+    RefreshGrant, SpentRefresh, StoreAdmin, StoreError, StoredSigningKey, SubscribeOutcome,
+    SubscriptionStore,
 };
 use notif_core::subscription::Subscription;
 use notif_core::time::Timestamp;
@@ -392,6 +394,49 @@ impl DeliveryQueue for PostgresStore {
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.query(|client| Box::pin(read::next_due(client))).await
+    }
+}
+
+#[async_trait]
+impl IdentityStore for PostgresStore {
+    async fn signing_keys(&self) -> Result<Vec<StoredSigningKey>, StoreError> {
+        self.query(|client| Box::pin(identity::signing_keys(client)))
+            .await
+    }
+
+    async fn add_signing_key(
+        &self,
+        key: StoredSigningKey,
+        first: bool,
+    ) -> Result<Vec<StoredSigningKey>, StoreError> {
+        self.write(|transaction| {
+            let key = key.clone();
+            Box::pin(async move { identity::add_signing_key(transaction, &key, first).await })
+        })
+        .await
+    }
+
+    async fn grant_refresh(&self, token_hash: &str, grant: RefreshGrant) -> Result<(), StoreError> {
+        self.write(|transaction| {
+            let (token_hash, grant) = (token_hash.to_owned(), grant.clone());
+            Box::pin(async move { identity::grant_refresh(transaction, &token_hash, &grant).await })
+        })
+        .await
+    }
+
+    async fn spend_refresh(
+        &self,
+        token_hash: &str,
+        client: &ClientId,
+        now: Timestamp,
+    ) -> Result<SpentRefresh, StoreError> {
+        self.write(|transaction| {
+            let (token_hash, client) = (token_hash.to_owned(), client.clone());
+            Box::pin(async move {
+                identity::spend_refresh(transaction, &token_hash, &client, now).await
+            })
+        })
+        .await
     }
 }
 

@@ -10,7 +10,10 @@ use super::tx::{TxError, is_retryable};
 use notif_core::ports::StoreError;
 
 /// Every migration, in order; the schema's version is how many have been applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_identity.sql"),
+];
 
 /// The schema version this binary writes.
 pub(super) const LATEST: i32 = MIGRATIONS.len() as i32;

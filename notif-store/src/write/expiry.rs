@@ -15,7 +15,8 @@ use super::feed::set_group_membership;
 use super::queue::due_keys;
 use super::subscriptions::remove_subscription;
 
-/// Removes notifications and subscriptions expired at `now`, at most `limit` of each.
+/// Removes notifications, subscriptions and refresh grants expired at `now`, at most `limit`
+/// of each.
 pub(crate) fn expire<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
     now: Timestamp,
@@ -61,6 +62,7 @@ pub(crate) fn expire<E: Engine + ?Sized>(
             removed += 1;
         }
     }
+    removed += super::identity::expire_grants(tx, now, limit)?;
     Ok(removed)
 }
 

@@ -8,16 +8,40 @@ use notif_tests::{DEMO_HOST, TestServer};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-/// Signs `claims` with the server's own identity-provider key (read from its data directory),
-/// so every refusal below is for the claim at fault, not the signature.
-fn forge(server: &TestServer, claims: &Value) -> String {
-    let text = std::fs::read_to_string(server.data_dir.path().join("idp-keys.json")).unwrap();
-    let keys: Value = serde_json::from_str(&text).unwrap();
-    let key = &keys["keys"][0];
-    let pkcs8 = STANDARD.decode(key["pkcs8"].as_str().unwrap()).unwrap();
+/// The identity provider's signing key, known to the test: written as the key file an
+/// earlier version kept in the data directory, which the server moves into its store.
+struct KnownKey {
+    kid: &'static str,
+    pkcs8: Vec<u8>,
+}
+
+/// A server whose identity provider signs with a key the test holds.
+async fn server_with_known_key() -> (TestServer, KnownKey) {
+    let document = aws_lc_rs::signature::EcdsaKeyPair::generate_pkcs8(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &aws_lc_rs::rand::SystemRandom::new(),
+    )
+    .unwrap();
+    let key = KnownKey {
+        kid: "known-to-the-test",
+        pkcs8: document.as_ref().to_vec(),
+    };
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        data_dir.path().join("idp-keys.json"),
+        json!({"keys": [{"kid": key.kid, "pkcs8": STANDARD.encode(&key.pkcs8)}]}).to_string(),
+    )
+    .unwrap();
+    let config = notif_tests::test_config(data_dir.path());
+    (TestServer::start_with(config, data_dir).await, key)
+}
+
+/// Signs `claims` with the server's own identity-provider key, so every refusal below is
+/// for the claim at fault, not the signature.
+fn forge(key: &KnownKey, claims: &Value) -> String {
     let mut header = Header::new(Algorithm::ES256);
-    header.kid = Some(key["kid"].as_str().unwrap().to_owned());
-    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&pkcs8)).unwrap()
+    header.kid = Some(key.kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_ec_der(&key.pkcs8)).unwrap()
 }
 
 fn claims_of(token: &str) -> Value {
@@ -34,7 +58,7 @@ struct Operation {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_operation_refuses_every_bad_credential() {
-    let server = TestServer::start().await;
+    let (server, key) = server_with_known_key().await;
     let alice = server.sign_in("demo-client", "alice").await;
     let service = server
         .on_behalf_of("demo-app-service", "demo-secret", &alice)
@@ -87,20 +111,17 @@ async fn every_operation_refuses_every_bad_credential() {
         (
             "expired",
             Some(forge(
-                &server,
+                &key,
                 &with(json!({"exp": now - 7_200, "nbf": now - 9_000})),
             )),
         ),
         (
             "wrong audience",
-            Some(forge(&server, &with(json!({"aud": "api://someone-else"})))),
+            Some(forge(&key, &with(json!({"aud": "api://someone-else"})))),
         ),
         (
             "wrong issuer",
-            Some(forge(
-                &server,
-                &with(json!({"iss": "https://evil.example"})),
-            )),
+            Some(forge(&key, &with(json!({"iss": "https://evil.example"})))),
         ),
         ("alg none", Some(alg_none)),
         ("HS256 with the public key", Some(hs256)),
@@ -108,7 +129,7 @@ async fn every_operation_refuses_every_bad_credential() {
     ];
     let bob = server.sign_in("demo-client", "bob").await;
     let other_app = server.sign_in("other-client", "alice").await;
-    let missing_scope = forge(&server, &with(json!({"scp": "User.Read"})));
+    let missing_scope = forge(&key, &with(json!({"scp": "User.Read"})));
     let app_only = server.app_token("demo-app-service", "demo-secret").await;
 
     let operations = vec![
