@@ -22,6 +22,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Which store: sled under `data_dir` (the default), or a PostgreSQL-wire database.
     pub store: StoreSettings,
+    /// This node's name in logs (`node`), metrics (the `node` label of every series),
+    /// `/readyz` and the leases it holds; unique among the nodes sharing a database.
+    /// Default: `<host name>:<port>`.
+    pub node: Option<String>,
     /// The URL clients reach this server at (tokens' issuer, `Location` headers); defaults to
     /// `http://<listen address>`.
     pub public_url: Option<String>,
@@ -62,6 +66,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: PathBuf::from("./notif-data"),
             store: StoreSettings::default(),
+            node: None,
             public_url: None,
             identity: IdentityConfig::default(),
             apps: Vec::new(),
@@ -105,12 +110,13 @@ impl Config {
         policy
     }
 
-    /// The store to open: the configured database, else sled under `data_dir/store`.
+    /// The store to open for `node`: the configured database, else sled under
+    /// `data_dir/store`.
     ///
     /// # Errors
     /// When the URL is not a PostgreSQL URL, or the password's environment variable is
     /// named but unset.
-    pub fn storage(&self) -> anyhow::Result<notif_store::StorageConfig> {
+    pub fn storage(&self, node: &str) -> anyhow::Result<notif_store::StorageConfig> {
         let Some(url) = &self.store.url else {
             return Ok(notif_store::StorageConfig::Sled {
                 directory: self.data_dir.join("store"),
@@ -137,9 +143,24 @@ impl Config {
                 poll_interval: std::time::Duration::from_millis(
                     self.store.poll_interval_ms.max(10),
                 ),
+                node: node.to_owned(),
                 ..notif_store::PostgresConfig::new(url.clone())
             },
         ))
+    }
+
+    /// This node's name: [`Config::node`], else `<host name>:<port>` for the port it listens
+    /// on.
+    pub fn node_name(&self, listening: std::net::SocketAddr) -> String {
+        self.node.clone().unwrap_or_else(|| {
+            let host = std::env::var("HOSTNAME")
+                .ok()
+                .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+                .map(|name| name.trim().to_owned())
+                .filter(|name| !name.is_empty())
+                .unwrap_or_else(|| "notifd".into());
+            format!("{host}:{}", listening.port())
+        })
     }
 
     /// Whether development features are on (see [`Config::development`]).

@@ -22,8 +22,10 @@ pub(crate) struct Figures {
 }
 
 /// The server's counters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Metrics {
+    /// This node's name: the `node` label of every series.
+    node: String,
     requests: Mutex<BTreeMap<(String, String), RequestStats>>,
     creates: AtomicU64,
     replaces: AtomicU64,
@@ -77,8 +79,28 @@ impl Metrics {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(stats);
     }
 
-    /// The Prometheus text exposition.
+    /// No figures yet, for `node`.
+    pub(crate) fn new(node: String) -> Self {
+        Self {
+            node,
+            requests: Mutex::default(),
+            creates: AtomicU64::default(),
+            replaces: AtomicU64::default(),
+            dispatch: Mutex::default(),
+        }
+    }
+
+    /// This node's name.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The Prometheus text exposition, every series labelled with this node.
     pub(crate) fn render(&self, store: &Figures) -> String {
+        label_every_series(&self.series(store), &self.node)
+    }
+
+    fn series(&self, store: &Figures) -> String {
         let mut text = String::new();
         if let Some(pending) = store.pending_jobs {
             let _ = write!(
@@ -179,5 +201,39 @@ impl Metrics {
             );
         }
         text
+    }
+}
+
+/// `text` with `node="<node>"` added to the labels of every series line (comments are left
+/// as they are).
+fn label_every_series(text: &str, node: &str) -> String {
+    let node = node.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut labelled = String::with_capacity(text.len() + text.lines().count() * (node.len() + 10));
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            labelled.push_str(line);
+        } else if let Some((name, rest)) = line.split_once('{') {
+            let _ = write!(labelled, "{name}{{node=\"{node}\",{rest}");
+        } else if let Some((name, value)) = line.split_once(' ') {
+            let _ = write!(labelled, "{name}{{node=\"{node}\"}} {value}");
+        } else {
+            labelled.push_str(line);
+        }
+        labelled.push('\n');
+    }
+    labelled
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_every_series;
+
+    #[test]
+    fn every_series_carries_the_node() {
+        let text = "# HELP a A.\n# TYPE a gauge\na 1\nb{x=\"y\"} 2\n";
+        assert_eq!(
+            label_every_series(text, "n\"1"),
+            "# HELP a A.\n# TYPE a gauge\na{node=\"n\\\"1\"} 1\nb{node=\"n\\\"1\",x=\"y\"} 2\n"
+        );
     }
 }

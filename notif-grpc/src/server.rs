@@ -59,15 +59,15 @@ pub async fn serve(
     Server::new(listener, config).await?.run(shutdown).await
 }
 
-/// The store `config` names, opened.
-async fn open_storage(config: &Config) -> anyhow::Result<OpenedStore> {
+/// The store `config` names, opened for `node`.
+async fn open_storage(config: &Config, node: &str) -> anyhow::Result<OpenedStore> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let storage = config.storage()?;
+    let storage = config.storage(node)?;
     let opened = notif_store::open(&storage)
         .await
         .with_context(|| format!("opening the store ({storage})"))?;
-    tracing::info!(store = %storage, "opened the store");
+    tracing::info!(store = %storage, %node, "opened the store");
     Ok(opened)
 }
 
@@ -116,6 +116,7 @@ impl Server {
             .local_addr()
             .context("reading the listen address")?;
         let development = config.is_development();
+        let node = config.node_name(address);
         if development && !address.ip().is_loopback() && !config.allow_development_on_public_address
         {
             bail!(
@@ -127,7 +128,7 @@ impl Server {
             storage,
             events,
             clock: store_clock,
-        } = open_storage(&config).await?;
+        } = open_storage(&config, &node).await?;
         let clock = clock
             .or(store_clock)
             .unwrap_or_else(|| Arc::new(SystemClock));
@@ -201,7 +202,7 @@ impl Server {
                 sweep_every: Duration::from_secs(config.expiry_sweep_seconds.max(1)),
             },
         );
-        let metrics = Arc::new(Metrics::default());
+        let metrics = Arc::new(Metrics::new(node.clone()));
         metrics.attach_dispatcher(runtime.stats());
         let (shutting_down, shutting_down_receiver) = watch::channel(false);
         let state = Arc::new(ServerState {
@@ -234,6 +235,11 @@ impl Server {
     /// When the socket cannot report it.
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// This node's name (see [`Config::node`]).
+    pub fn node(&self) -> &str {
+        self.state.metrics.node()
     }
 
     /// The sandbox providers, in development mode.

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::Parser;
 use notif_grpc::{Config, Server};
+use tracing::Instrument as _;
 
 /// The notif server.
 #[derive(Debug, Parser)]
@@ -53,7 +54,8 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
     let server = Server::bind(config).await?;
     let address = server.local_addr().context("reading the listen address")?;
-    tracing::info!(%address, data_dir = %data_dir.display(), "notifd listening (gRPC and HTTP)");
+    let node = server.node().to_owned();
+    tracing::info!(%address, %node, data_dir = %data_dir.display(), "notifd listening (gRPC and HTTP)");
     if development {
         tracing::warn!(
             "DEVELOPMENT MODE: demo app graphnotifications.sample.windows.com, app-service client \
@@ -61,7 +63,11 @@ async fn main() -> anyhow::Result<()> {
              at POST /dev/sign-in; pushes go to sandbox providers (GET /dev/sandbox/pushes)"
         );
     }
-    server.run(shutdown_signal()).await
+    // What the server logs while serving — shutdown included — names the node.
+    server
+        .run(shutdown_signal())
+        .instrument(tracing::info_span!("notifd", %node))
+        .await
 }
 
 /// Completes on SIGINT or SIGTERM.

@@ -35,10 +35,15 @@ async fn ready(State(context): State<Arc<ServerState>>) -> Response {
     if context.metrics.dispatcher_running() != Some(true) {
         problems.push("dispatcher: not running".to_owned());
     }
+    let node = context.metrics.node();
     if problems.is_empty() {
-        "ready".into_response()
+        format!("ready (node {node})").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, problems.join("; ")).into_response()
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready (node {node}): {}", problems.join("; ")),
+        )
+            .into_response()
     }
 }
 

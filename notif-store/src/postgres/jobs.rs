@@ -58,7 +58,7 @@ pub(crate) async fn put_jobs(
         "INSERT INTO notif_jobs (notification, subscription, due, record, app, usr) \
          SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bytea[], $5::text[], $6::text[]) \
          ON CONFLICT (notification, subscription) \
-         DO UPDATE SET due = EXCLUDED.due, record = EXCLUDED.record",
+         DO UPDATE SET due = EXCLUDED.due, record = EXCLUDED.record, lease_owner = NULL",
         &[
             &columns.notifications,
             &columns.subscriptions,
@@ -87,15 +87,16 @@ pub(crate) async fn update_jobs(
     }
     execute(
         client,
-        "UPDATE notif_jobs j SET due = k.due, record = k.record \
-         FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bytea[]) \
-           AS k(notification, subscription, due, record) \
+        "UPDATE notif_jobs j SET due = k.due, record = k.record, lease_owner = k.lease_owner \
+         FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bytea[], $5::text[]) \
+           AS k(notification, subscription, due, record, lease_owner) \
          WHERE j.notification = k.notification AND j.subscription = k.subscription",
         &[
             &columns.notifications,
             &columns.subscriptions,
             &columns.dues,
             &columns.records,
+            &columns.lease_owners,
         ],
     )
     .await?;
@@ -108,6 +109,7 @@ struct Columns {
     subscriptions: Vec<Uuid>,
     dues: Vec<i64>,
     records: Vec<Vec<u8>>,
+    lease_owners: Vec<Option<String>>,
 }
 
 impl Columns {
@@ -117,6 +119,7 @@ impl Columns {
             subscriptions: Vec::with_capacity(capacity),
             dues: Vec::with_capacity(capacity),
             records: Vec::with_capacity(capacity),
+            lease_owners: Vec::with_capacity(capacity),
         }
     }
 
@@ -125,6 +128,7 @@ impl Columns {
         self.subscriptions.push(job.subscription);
         self.dues.push(job.due);
         self.records.push(job.record);
+        self.lease_owners.push(job.lease_owner);
     }
 }
 

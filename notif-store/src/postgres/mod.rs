@@ -36,6 +36,7 @@ use notif_core::fanout::DeliveryJob;
 use notif_core::feed::{FeedOp, FeedWrite};
 use notif_core::ids::{ClientId, NotificationId, SubscriptionId};
 use notif_core::notification::{ChangeSeq, FeedKey, Notification};
+use notif_core::ports::Clock as _;
 use notif_core::ports::{
     ChangePage, DeliveryQueue, IdentityStore, LeasedJob, ListPage, ListQuery, NotificationStore,
     RefreshGrant, SpentRefresh, StoreAdmin, StoreError, StoredSigningKey, SubscribeOutcome,
@@ -64,6 +65,9 @@ pub struct PostgresConfig {
     pub events: EventDelivery,
     /// How often the event poll runs.
     pub poll_interval: Duration,
+    /// This node's name: leases it takes carry it, and its orderly shutdown gives them back.
+    /// Unique among the nodes sharing the database.
+    pub node: String,
 }
 
 impl std::fmt::Debug for PostgresConfig {
@@ -75,12 +79,14 @@ impl std::fmt::Debug for PostgresConfig {
             .field("pool_size", &self.pool_size)
             .field("events", &self.events)
             .field("poll_interval", &self.poll_interval)
+            .field("node", &self.node)
             .finish()
     }
 }
 
 impl PostgresConfig {
-    /// The defaults for `url`: 16 connections, `NOTIFY` with a poll every second.
+    /// The defaults for `url`: 16 connections, `NOTIFY` with a poll every second, a random
+    /// node name.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
@@ -88,6 +94,7 @@ impl PostgresConfig {
             pool_size: 16,
             events: EventDelivery::Notify,
             poll_interval: Duration::from_secs(1),
+            node: random_node_name(),
         }
     }
 
@@ -95,6 +102,15 @@ impl PostgresConfig {
     pub fn display_url(&self) -> String {
         redacted(&self.url)
     }
+}
+
+/// A node name no other node has (in all likelihood): 64 random bits.
+fn random_node_name() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    format!("node-{bits:016x}")
 }
 
 /// `url` with any password replaced.
@@ -115,6 +131,7 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// The storage ports on a PostgreSQL-wire database.
 pub struct PostgresStore {
     pool: Pool,
+    node: String,
     settings: tokio_postgres::Config,
     health: Arc<Health>,
     writes: WriteStats,
@@ -189,6 +206,7 @@ impl PostgresStore {
         let probe = tokio::spawn(probe(pool.clone(), Arc::clone(&health), Arc::clone(&clock)));
         Ok(Self {
             pool,
+            node: config.node.clone(),
             settings,
             health,
             writes: WriteStats::default(),
@@ -366,8 +384,11 @@ impl DeliveryQueue for PostgresStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<LeasedJob>, StoreError> {
-        self.write(|transaction| Box::pin(queue::lease_due(transaction, now, limit, lease)))
-            .await
+        self.write(|transaction| {
+            let node = self.node.clone();
+            Box::pin(async move { queue::lease_due(transaction, &node, now, limit, lease).await })
+        })
+        .await
     }
 
     async fn settle(
@@ -463,11 +484,23 @@ impl StoreAdmin for PostgresStore {
         Ok(())
     }
 
+    /// Gives back at once the jobs this node leased and never sent (its dispatcher has
+    /// stopped: what it was sending is settled), so other nodes send them without waiting
+    /// for the leases to lapse; then closes the pool.
     async fn close(&self) -> Result<(), StoreError> {
-        // Jobs this node leased and did not send come due when their leases end; the
-        // dispatcher gave back what it never started before the store closes.
+        let now = self.clock.now();
+        let released = self
+            .write(|transaction| {
+                let node = self.node.clone();
+                Box::pin(async move { queue::release_node(transaction, &node, now).await })
+            })
+            .await;
         self.probe.abort();
         self.pool.close();
+        let released = released?;
+        if released > 0 {
+            tracing::info!(released, node = %self.node, "gave back unsent leases");
+        }
         Ok(())
     }
 }

@@ -28,6 +28,7 @@ use crate::records::JobRecord;
 /// ones whose notification expired or whose endpoint is gone.
 pub(crate) async fn lease_due(
     client: &impl GenericClient,
+    node: &str,
     now: Timestamp,
     limit: usize,
     lease: Duration,
@@ -78,7 +79,7 @@ pub(crate) async fn lease_due(
                     ..job
                 };
                 let record = JobRecord::new(&leased_job, &feed).leased_until(leased_job.due);
-                rewritten.push(JobColumns::new(&feed, &leased_job, &record));
+                rewritten.push(JobColumns::new(&feed, &leased_job, &record).leased_by(node));
                 leased.push(LeasedJob {
                     job: leased_job,
                     notification,
@@ -297,4 +298,32 @@ fn decode(key: &(Uuid, Uuid), record: &JobRecord) -> Result<(FeedKey, DeliveryJo
         notif_core::ids::SubscriptionId::from_uuid(key.1),
     );
     Ok(record.clone().into_domain(&key)?)
+}
+
+/// Gives back, due at `now`, every job `node` holds a lease on: at its orderly shutdown,
+/// after its dispatcher finished what it was sending, these were never sent. Returns how
+/// many.
+pub(crate) async fn release_node(
+    client: &impl GenericClient,
+    node: &str,
+    now: Timestamp,
+) -> Result<usize, TxError> {
+    let held = query(
+        client,
+        "SELECT notification, subscription, record FROM notif_jobs WHERE lease_owner = $1 \
+         ORDER BY notification, subscription FOR UPDATE",
+        &[&node],
+    )
+    .await?;
+    let mut outcome = Outcome::default();
+    for row in &held {
+        let (key, record) = rows::job_record(row)?;
+        // An undecodable job is left to the lease's lapse like any other.
+        if let Ok((feed, job)) = record.into_domain(&key) {
+            outcome.requeue(&feed, DeliveryJob { due: now, ..job });
+        }
+    }
+    let released = outcome.jobs.len();
+    outcome.write(client).await?;
+    Ok(released)
 }

@@ -86,6 +86,8 @@ pub(crate) struct JobColumns {
     pub(crate) user: String,
     pub(crate) due: i64,
     pub(crate) record: Vec<u8>,
+    /// The node holding the job's lease, while leased.
+    pub(crate) lease_owner: Option<String>,
 }
 
 impl JobColumns {
@@ -98,7 +100,14 @@ impl JobColumns {
             user: feed.user.as_str().to_owned(),
             due: job.due.unix_millis(),
             record: records::encode(record),
+            lease_owner: None,
         }
+    }
+
+    /// The row leased by `node`.
+    pub(crate) fn leased_by(mut self, node: &str) -> Self {
+        self.lease_owner = Some(node.to_owned());
+        self
     }
 }
 

@@ -13,6 +13,7 @@ use notif_core::ports::StoreError;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_identity.sql"),
+    include_str!("migrations/0003_lease_owner.sql"),
 ];
 
 /// The schema version this binary writes.

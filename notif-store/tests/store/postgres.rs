@@ -9,10 +9,10 @@ use notif_core::delivery::{DeliveryState, Settlement};
 use notif_core::ids::{AppId, UserId};
 use notif_core::notification::ChangeSeq;
 use notif_core::notification::FeedKey;
-use notif_core::ports::{Clock as _, FeedEvents, StoreError};
+use notif_core::ports::{Clock as _, DeliveryQueue as _, FeedEvents, StoreAdmin as _, StoreError};
 use notif_store::contract::fixtures::{caller, channel, draft, user};
 use notif_store::contract::{Harness, PostgresFactory, StorePorts, TestPostgres, run};
-use notif_store::{EventDelivery, PostgresStore};
+use notif_store::{EventDelivery, PostgresConfig, PostgresStore};
 
 /// Far longer than any step takes: reaching it fails the test, it never paces it.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -281,5 +281,44 @@ fn the_store_rides_out_a_database_restart() {
             "the acknowledged write survived, the refused one is absent"
         );
         assert!(harness.store.health().is_ok(), "healthy again");
+    });
+}
+
+#[test]
+fn a_node_shutting_down_gives_back_its_unsent_leases() {
+    run(async {
+        let factory = PostgresFactory::new(EventDelivery::Poll);
+        let url = TestPostgres::shared().fresh_url();
+        let node = |name: &str| PostgresConfig {
+            node: name.into(),
+            ..factory.config(url.clone())
+        };
+        let a = Arc::new(PostgresStore::open(&node("a")).await.unwrap());
+        let b = PostgresStore::open(&node("b")).await.unwrap();
+        let harness = Harness::over(a.clone(), notif_store::LocalEvents::new());
+        let alice = user("alice");
+        harness
+            .service
+            .subscribe(caller(&alice), channel("android", 1))
+            .await
+            .unwrap();
+        harness
+            .service
+            .create(caller(&alice), draft("n1"))
+            .await
+            .unwrap();
+        let now = harness.clock.now();
+        let hour = Duration::from_secs(3_600);
+        let held = a.lease_due(now, 10, hour).await.unwrap();
+        assert_eq!(held.len(), 1);
+        assert!(
+            b.lease_due(now, 10, hour).await.unwrap().is_empty(),
+            "a holds it"
+        );
+        a.close().await.unwrap();
+        let taken_over = b.lease_due(now, 10, hour).await.unwrap();
+        assert_eq!(taken_over.len(), 1, "given back at once, not after an hour");
+        assert_eq!(taken_over[0].job.notification, held[0].job.notification);
+        assert_eq!(taken_over[0].job.change_seq, held[0].job.change_seq);
     });
 }

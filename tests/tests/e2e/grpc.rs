@@ -280,16 +280,17 @@ async fn health_reflection_and_metrics(store: TestStore) {
             .status(),
         200
     );
-    assert_eq!(
-        server
-            .http
-            .get(server.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    let ready = server.http.get(server.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    // The node names itself: the test config names none, so `<host name>:<port>`.
+    let ready = ready.text().await.unwrap();
+    let port = server.url("").rsplit(':').next().unwrap().to_owned();
+    let node = ready
+        .strip_prefix("ready (node ")
+        .and_then(|rest| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("/readyz says {ready:?}"))
+        .to_owned();
+    assert!(node.ends_with(&format!(":{port}")), "{node}");
     let text = server
         .http
         .get(server.url("/metrics"))
@@ -305,7 +306,13 @@ async fn health_reflection_and_metrics(store: TestStore) {
         .filter(|line| !line.starts_with('#') && !line.is_empty())
     {
         let (name, value) = line.rsplit_once(' ').unwrap();
-        samples.insert(name.to_owned(), value.parse::<f64>().unwrap());
+        // Every series carries the node; the figures are checked without it.
+        let labelled = format!("node=\"{node}\"");
+        assert!(name.contains(&labelled), "{line}");
+        let name = name
+            .replace(&format!("{{{labelled}}}"), "")
+            .replace(&format!("{labelled},"), "");
+        samples.insert(name, value.parse::<f64>().unwrap());
     }
     assert_eq!(samples["notif_notifications_created_total"], 1.0);
     assert!(samples.contains_key("notif_queue_depth"));
