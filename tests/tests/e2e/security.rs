@@ -339,9 +339,12 @@ async fn rate_limit_buckets(server: &TestServer) -> u64 {
         .text()
         .await
         .unwrap();
+    // `notif_rate_limit_buckets{node="…"} N`
     text.lines()
-        .find_map(|line| line.strip_prefix("notif_rate_limit_buckets "))
+        .filter(|line| line.starts_with("notif_rate_limit_buckets{"))
+        .find_map(|line| line.rsplit_once(' '))
         .unwrap()
+        .1
         .parse()
         .unwrap()
 }
