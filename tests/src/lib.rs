@@ -1,6 +1,9 @@
 //! notif-tests: the end-to-end and system suites (in `tests/`), and [`TestServer`], the
 //! in-process `notifd` they run against: a real server on an ephemeral loopback port with a
-//! temporary data directory, two apps, and sandbox push providers.
+//! temporary data directory, two apps, and sandbox push providers; [`child`] runs it as a
+//! child process instead.
+
+pub mod child;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

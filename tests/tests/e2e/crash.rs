@@ -4,8 +4,6 @@
 //! duplicates identifiable by id and changeSeq).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,61 +13,9 @@ use notif_delivery::P256Key;
 use notif_delivery::sandbox::SandboxProviders;
 use notif_tests::{DEMO_HOST, TestStore};
 use serde_json::{Value, json};
-use tokio::process::{Child, Command};
 
 const KILLS: u64 = 20;
 const CLIENTS: usize = 8;
-
-/// The notifd binary of this build: `cargo build` makes sure it is current (a no-op when it
-/// is), so the suite never runs a stale server.
-fn notifd() -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = std::process::Command::new(cargo)
-            .args(["build", "-p", "notif-grpc", "--bin", "notifd"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building notifd failed");
-    });
-    let test_binary = std::env::current_exe().unwrap();
-    test_binary
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("notifd")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(config: &std::path::Path, base: &str, http: &reqwest::Client) -> Child {
-    let child = Command::new(notifd())
-        .arg("--config")
-        .arg(config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(response) = http.get(format!("{base}/readyz")).send().await
-            && response.status().is_success()
-        {
-            return child;
-        }
-        assert!(Instant::now() < deadline, "notifd did not become ready");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// Kill points: between 5 and 60 acknowledged creates into each run, varying, repeatable.
 fn kill_after(run: u64) -> usize {
@@ -94,7 +40,7 @@ fn store_settings(store: TestStore) -> (String, u64) {
 
 async fn acknowledged_creates_survive_sigkill_and_are_delivered(store: TestStore) {
     let directory = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = notif_tests::child::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let config = directory.path().join("notif.toml");
     let (store_section, lease_seconds) = store_settings(store);
@@ -116,7 +62,7 @@ async fn acknowledged_creates_survive_sigkill_and_are_delivered(store: TestStore
     } = P256Key::generate();
     receiver.register_web_push_keys("crash-browser", browser_key, vec![3; 16]);
 
-    let mut child = start(&config, &base, &http).await;
+    let mut child = notif_tests::child::spawn_notifd(&config, &base, &http).await;
     let token = notif_tests::dev_sign_in(&http, &base, "demo-client", "alice").await;
     let subscribed = http
         .post(format!("{base}/me/notifications/subscriptions"))
@@ -196,7 +142,7 @@ async fn acknowledged_creates_survive_sigkill_and_are_delivered(store: TestStore
         for client in clients {
             client.await.unwrap();
         }
-        child = start(&config, &base, &http).await;
+        child = notif_tests::child::spawn_notifd(&config, &base, &http).await;
     }
 
     let acknowledged: BTreeSet<String> = acknowledged.lock().unwrap().iter().cloned().collect();

@@ -30,6 +30,7 @@ macro_rules! on_every_store {
 mod authz;
 mod bad_input;
 mod chaos;
+mod cluster;
 mod crash;
 mod edge;
 mod graph;
