@@ -19,15 +19,14 @@ pub fn notifd_binary() -> PathBuf {
         let status = std::process::Command::new(cargo)
             .args(["build", "-p", "notif-grpc", "--bin", "notifd"])
             .status()
-            .unwrap();
+            .expect("cargo runs");
         assert!(status.success(), "building notifd failed");
     });
-    let test_binary = std::env::current_exe().unwrap();
+    let test_binary = std::env::current_exe().expect("the test binary's path");
     test_binary
         .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps")
         .join("notifd")
 }
 
@@ -37,9 +36,8 @@ pub fn notifd_binary() -> PathBuf {
 /// When no port can be bound.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+        .and_then(|listener| listener.local_addr())
+        .expect("a free loopback port")
         .port()
 }
 
@@ -57,7 +55,7 @@ pub async fn spawn_notifd(config: &Path, base: &str, http: &reqwest::Client) -> 
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
+        .expect("notifd starts");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         if let Ok(response) = http.get(format!("{base}/readyz")).send().await
