@@ -7,7 +7,7 @@ use notif_core::queue;
 use notif_core::time::Timestamp;
 use uuid::Uuid;
 
-use super::rows::{self, feed_columns};
+use super::rows;
 use super::tx::{TxError, execute, query};
 
 /// Removes up to `limit` expired notifications and up to `limit` lapsed subscriptions.
@@ -69,22 +69,21 @@ async fn expire_in_feed(
     if expired.is_empty() {
         return Ok(0);
     }
+    let feed = FeedKey {
+        app: notif_core::ids::AppId::new(app).map_err(corrupt)?,
+        user: notif_core::ids::UserId::new(user).map_err(corrupt)?,
+    };
     let mut ids: Vec<Uuid> = Vec::with_capacity(expired.len());
     let mut unread: i64 = 0;
     for row in &expired {
         ids.push(row.get("id"));
         // An undecodable record cannot say whether it was unread; it leaves all the same.
-        let feed = FeedKey {
-            app: notif_core::ids::AppId::new(app).map_err(corrupt)?,
-            user: notif_core::ids::UserId::new(user).map_err(corrupt)?,
-        };
         if rows::notification(row, &feed)
             .is_ok_and(|notification| queue::counts_as_unread(&notification))
         {
             unread += 1;
         }
     }
-    let _ = feed_columns;
     futures_util::try_join!(
         async {
             execute(
