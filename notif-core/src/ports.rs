@@ -203,6 +203,13 @@ pub trait NotificationStore: Send + Sync + Debug {
         now: Timestamp,
     ) -> Result<ChangePage, StoreError>;
 
+    /// The feed's last change number: where a reader that wants only changes from now on
+    /// starts. Zero for a feed never written.
+    ///
+    /// # Errors
+    /// A storage failure.
+    async fn last_change(&self, feed: &FeedKey) -> Result<ChangeSeq, StoreError>;
+
     /// The delivery status of a notification at each targeted endpoint.
     ///
     /// # Errors

@@ -55,6 +55,16 @@ pub struct Created {
     pub replaced: bool,
 }
 
+/// Where a reader of a feed's changes starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// After this change (zero: from the beginning).
+    After(ChangeSeq),
+    /// After the feed's last change: only changes from now on (the Graph reader's "start
+    /// position End").
+    Latest,
+}
+
 /// The notif use cases.
 pub struct NotifService {
     ports: Ports,
@@ -258,6 +268,25 @@ impl NotifService {
             .notifications
             .changes_since(&feed, cursor, limit, self.ports.clock.now())
             .await?)
+    }
+
+    /// Where the caller's feed reading starts for `cursor`: after the given change, or — for
+    /// [`Cursor::Latest`] — after the feed's last change, so only changes from now on follow.
+    ///
+    /// # Errors
+    /// Authorization or storage errors.
+    pub async fn resolve_cursor(
+        &self,
+        caller: Caller<'_>,
+        cursor: Cursor,
+    ) -> Result<ChangeSeq, Error> {
+        match cursor {
+            Cursor::After(seq) => Ok(seq),
+            Cursor::Latest => {
+                let (feed, _) = self.authorize(caller, Action::UseFeed).await?;
+                Ok(self.ports.notifications.last_change(&feed).await?)
+            }
+        }
     }
 
     /// The delivery status of one of the caller's notifications at each endpoint.

@@ -367,6 +367,12 @@ pub struct LimitsConfig {
     pub max_raw_content_bytes: usize,
     /// Days a subscription lives without renewal.
     pub subscription_days: u64,
+    /// Live change streams (`WatchChanges`, the HTTP event stream) one user may hold open
+    /// on one node.
+    pub max_streams_per_user: usize,
+    /// Milliseconds a live stream waits for a reader that stopped reading before ending it
+    /// (nothing is buffered for such a reader).
+    pub stream_stall_ms: u64,
 }
 
 impl Default for LimitsConfig {
@@ -376,6 +382,8 @@ impl Default for LimitsConfig {
             max_subscriptions_per_user: limits.max_subscriptions_per_user,
             max_raw_content_bytes: limits.max_raw_content_bytes,
             subscription_days: limits.subscription_lifetime.as_secs() / 86_400,
+            max_streams_per_user: 16,
+            stream_stall_ms: 10_000,
         }
     }
 }

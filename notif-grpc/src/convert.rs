@@ -329,6 +329,10 @@ impl From<&DeliveryRecord> for pb::EndpointDelivery {
 }
 
 /// A change cursor from the wire.
-pub(crate) fn cursor(value: u64) -> ChangeSeq {
-    ChangeSeq::new(value)
+pub(crate) fn cursor(value: u64, from_latest: bool) -> notif_core::service::Cursor {
+    if from_latest {
+        notif_core::service::Cursor::Latest
+    } else {
+        notif_core::service::Cursor::After(ChangeSeq::new(value))
+    }
 }

@@ -38,6 +38,12 @@ pub enum ApiError {
         /// When a retry may succeed.
         retry_after: Duration,
     },
+    /// The caller holds the most live change streams allowed per user on this node.
+    #[error("at most {limit} live change streams per user")]
+    TooManyStreams {
+        /// The limit.
+        limit: usize,
+    },
     /// The HTTP body's encoding is not supported (HTTP only).
     #[error("unsupported content encoding {0:?}")]
     UnsupportedEncoding(String),
@@ -71,6 +77,7 @@ impl ApiError {
             ApiError::Domain(Error::NotFound) => Code::NotFound,
             ApiError::Domain(Error::LimitExceeded { .. })
             | ApiError::RateLimited { .. }
+            | ApiError::TooManyStreams { .. }
             | ApiError::PayloadTooLarge { .. } => Code::ResourceExhausted,
             ApiError::Domain(Error::Unavailable(_)) => Code::Unavailable,
             ApiError::Domain(Error::Internal(_)) => Code::Internal,
@@ -137,6 +144,9 @@ impl From<ApiError> for tonic::Status {
                     details,
                 )
             }
+            ApiError::TooManyStreams { limit } => tonic::Status::resource_exhausted(format!(
+                "at most {limit} live change streams per user; close one"
+            )),
             ApiError::UnsupportedEncoding(encoding) => tonic::Status::invalid_argument(format!(
                 "unsupported content encoding {encoding:?}"
             )),
@@ -249,6 +259,11 @@ impl IntoResponse for ApiError {
                 );
                 response
             }
+            ApiError::TooManyStreams { limit } => graph_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "tooManyRequests",
+                &format!("at most {limit} live change streams per user; close one"),
+            ),
             ApiError::UnsupportedEncoding(encoding) => graph_error(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupportedMediaType",

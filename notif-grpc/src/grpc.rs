@@ -4,8 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use notif_core::app::Action;
-use notif_core::ports::{ListQuery, Wakeup};
-use tokio::sync::mpsc;
+use notif_core::ports::ListQuery;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -196,10 +195,18 @@ impl pb::notifications_server::Notifications for NotificationsService {
             } else {
                 body.limit as usize
             };
+            let cursor = self
+                .context
+                .service
+                .resolve_cursor(
+                    caller.caller(),
+                    convert::cursor(body.cursor, body.from_latest),
+                )
+                .await?;
             let page = self
                 .context
                 .service
-                .changes_since(caller.caller(), convert::cursor(body.cursor), limit)
+                .changes_since(caller.caller(), cursor, limit)
                 .await?;
             Ok(pb::ListChangesResponse {
                 changes: page.changes.iter().map(Into::into).collect(),
@@ -210,7 +217,9 @@ impl pb::notifications_server::Notifications for NotificationsService {
         .await
     }
 
-    type WatchChangesStream = ReceiverStream<Result<pb::Notification, Status>>;
+    type WatchChangesStream = std::pin::Pin<
+        Box<dyn tokio_stream::Stream<Item = Result<pb::Notification, Status>> + Send>,
+    >;
 
     async fn watch_changes(
         &self,
@@ -228,18 +237,24 @@ impl pb::notifications_server::Notifications for NotificationsService {
                 .service
                 .authorize(caller.caller(), Action::UseFeed)
                 .await?;
-            // Watch before the first read, so a change between the read and the wait is not
-            // missed.
-            let changes = self.context.events.watch_feed(&feed);
-            let (sender, receiver) = mpsc::channel(64);
-            tokio::spawn(follow(
-                Arc::clone(&self.context),
-                caller,
-                convert::cursor(request.get_ref().cursor),
-                changes,
-                sender,
-            ));
-            Ok(ReceiverStream::new(receiver))
+            let slot = self.context.streams.take(&feed)?;
+            let body = request.get_ref();
+            let cursor = self
+                .context
+                .service
+                .resolve_cursor(
+                    caller.caller(),
+                    convert::cursor(body.cursor, body.from_latest),
+                )
+                .await?;
+            let changes =
+                crate::follow::follow(Arc::clone(&self.context), caller, &feed, cursor, slot);
+            let stream = tokio_stream::StreamExt::map(ReceiverStream::new(changes), |change| {
+                change
+                    .map(|notification| pb::Notification::from(&notification))
+                    .map_err(Status::from)
+            });
+            Ok(Box::pin(stream) as Self::WatchChangesStream)
         })
         .await
     }
@@ -279,46 +294,6 @@ impl NotificationsService {
         Ok(pb::DeleteNotificationResponse {
             deleted: deleted.iter().map(Into::into).collect(),
         })
-    }
-}
-
-/// Streams a feed's changes from `cursor`, then each new change, until the client goes away
-/// or the server shuts down. A wake-up is only a hint: every one re-reads from the cursor, so
-/// missed or merged events lose nothing.
-async fn follow(
-    context: Arc<ServerState>,
-    caller: Authenticated,
-    mut cursor: notif_core::notification::ChangeSeq,
-    mut changes: Box<dyn Wakeup>,
-    sender: mpsc::Sender<Result<pb::Notification, Status>>,
-) {
-    let mut shutting_down = context.shutting_down.clone();
-    loop {
-        let page = match context
-            .service
-            .changes_since(caller.caller(), cursor, 100)
-            .await
-        {
-            Ok(page) => page,
-            Err(error) => {
-                let _ = sender.send(Err(ApiError::from(error).into())).await;
-                return;
-            }
-        };
-        for change in &page.changes {
-            if sender.send(Ok(change.into())).await.is_err() {
-                return;
-            }
-        }
-        cursor = page.cursor;
-        if page.has_more {
-            continue;
-        }
-        tokio::select! {
-            () = changes.wait() => {}
-            () = sender.closed() => return,
-            _ = shutting_down.changed() => return,
-        }
     }
 }
 

@@ -14,6 +14,8 @@
 //! - `listener` — connections: the cap, idle and header timeouts, graceful draining.
 //! - `convert` — protobuf ↔ domain.
 //! - `error` — `ApiError` and its gRPC and HTTP mappings.
+//! - `follow` — following a feed live, for `WatchChanges` and the HTTP event stream, bounded
+//!   per user.
 //! - `state` — `ServerState`: what handlers share.
 //! - `gateways`, `identity`, `ids` — a configuration's push gateways, its token issuers and
 //!   identity provider, and the id generator.
@@ -23,6 +25,7 @@
 pub mod config;
 mod convert;
 mod error;
+mod follow;
 mod gateways;
 mod grpc;
 mod http;

@@ -218,6 +218,10 @@ impl Server {
             max_body_bytes: config.http.max_body_bytes,
             events,
             shutting_down: shutting_down_receiver,
+            streams: crate::follow::StreamSlots::new(
+                config.limits.max_streams_per_user.max(1),
+                Duration::from_millis(config.limits.stream_stall_ms.max(1)),
+            ),
         });
         Ok(Self {
             listener,

@@ -35,6 +35,8 @@ pub(crate) struct ServerState {
     pub(crate) events: Arc<dyn FeedEvents>,
     /// Turns true when the server shuts down, ending streams.
     pub(crate) shutting_down: watch::Receiver<bool>,
+    /// The live change streams each user holds open.
+    pub(crate) streams: Arc<crate::follow::StreamSlots>,
 }
 
 impl fmt::Debug for ServerState {

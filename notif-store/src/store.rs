@@ -451,6 +451,12 @@ impl<E: Engine> NotificationStore for Store<E> {
             .await
     }
 
+    async fn last_change(&self, feed: &FeedKey) -> Result<ChangeSeq, StoreError> {
+        let feed = feed.clone();
+        self.query(move |engine| Ok(ChangeSeq::new(Direct(engine).feed_meta(&feed)?.last_seq)))
+            .await
+    }
+
     async fn delivery_status(
         &self,
         feed: &FeedKey,

@@ -15,6 +15,7 @@ use notif_core::feed::{StateChange, Target};
 use notif_core::ids::{AppNotificationId, GroupName};
 use notif_core::notification::{ChangeSeq, ReadState, Status, UserActionState};
 use notif_core::ports::ListQuery;
+use notif_core::service::Cursor;
 use serde_json::json;
 
 use super::edge::ApiVersion;
@@ -309,13 +310,40 @@ async fn changes(
                     .map_err(|_| ApiError::invalid(key, "must be a whole number"))
             })
         };
-        let cursor = ChangeSeq::new(number("cursor", 0)?);
+        let cursor = match (
+            super::stream::last_event_id(&headers)?,
+            params.get("cursor"),
+        ) {
+            // A reconnecting event-stream client resumes after the last event it got.
+            (Some(last), _) => Cursor::After(last),
+            (None, Some(latest)) if latest == "latest" => Cursor::Latest,
+            (None, _) => Cursor::After(ChangeSeq::new(number("cursor", 0)?)),
+        };
+        let cursor = context
+            .service
+            .resolve_cursor(caller.caller(), cursor)
+            .await?;
+        let base = base(&context, &headers, version);
+        if super::stream::wanted(&headers) {
+            let (feed, _) = context
+                .service
+                .authorize(caller.caller(), notif_core::app::Action::UseFeed)
+                .await?;
+            let slot = context.streams.take(&feed)?;
+            return Ok(super::stream::changes(
+                Arc::clone(&context),
+                caller,
+                &feed,
+                cursor,
+                slot,
+                base,
+            ));
+        }
         let limit = usize::try_from(number("limit", 100)?).unwrap_or(usize::MAX);
         let page = context
             .service
             .changes_since(caller.caller(), cursor, limit)
             .await?;
-        let base = base(&context, &headers, version);
         Ok(Json(json!({
             "value": page.changes.iter().map(|n| json::notification(&base, n)).collect::<Vec<_>>(),
             "cursor": page.cursor.value(),

@@ -8,6 +8,7 @@ mod identity;
 mod json;
 mod links;
 mod ops;
+mod stream;
 
 use std::sync::Arc;
 

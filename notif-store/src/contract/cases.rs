@@ -1395,3 +1395,41 @@ pub async fn refresh_tokens_are_spent_once(harness: Harness) {
         "swept"
     );
 }
+
+/// Contract: a reader starting at the latest change gets only the changes after it.
+pub async fn latest_starts_after_the_last_change(harness: Harness) {
+    use notif_core::service::Cursor;
+    let alice = user("alice");
+    let empty = harness
+        .service
+        .resolve_cursor(caller(&alice), Cursor::Latest)
+        .await
+        .unwrap();
+    assert_eq!(empty, ChangeSeq::new(0), "a feed never written");
+    create(&harness, &alice, draft("n1")).await;
+    create(&harness, &alice, draft("n2")).await;
+    let latest = harness
+        .service
+        .resolve_cursor(caller(&alice), Cursor::Latest)
+        .await
+        .unwrap();
+    assert_eq!(latest, ChangeSeq::new(2));
+    let nothing_yet = harness
+        .service
+        .changes_since(caller(&alice), latest, 10)
+        .await
+        .unwrap();
+    assert!(nothing_yet.changes.is_empty());
+    create(&harness, &alice, draft("n3")).await;
+    let after = harness
+        .service
+        .changes_since(caller(&alice), latest, 10)
+        .await
+        .unwrap();
+    let keys: Vec<_> = after
+        .changes
+        .iter()
+        .map(|notification| notification.app_notification_id.as_str())
+        .collect();
+    assert_eq!(keys, ["n3"]);
+}

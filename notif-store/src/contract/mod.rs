@@ -161,6 +161,7 @@ macro_rules! contract_suite {
             concurrent_writes_each_see_the_ones_before,
             signing_keys_are_kept_once_and_in_order,
             refresh_tokens_are_spent_once,
+            latest_starts_after_the_last_change,
         );
         #[test]
         fn the_store_agrees_with_the_model() {

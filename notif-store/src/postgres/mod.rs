@@ -323,6 +323,12 @@ impl NotificationStore for PostgresStore {
         .await
     }
 
+    async fn last_change(&self, feed: &FeedKey) -> Result<ChangeSeq, StoreError> {
+        let feed = feed.clone();
+        self.query(|client| Box::pin(async move { read::last_change(client, &feed).await }))
+            .await
+    }
+
     async fn delivery_status(
         &self,
         feed: &FeedKey,

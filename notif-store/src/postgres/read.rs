@@ -75,6 +75,26 @@ pub(crate) async fn list(
     })
 }
 
+/// The feed's last change number (zero for a feed never written).
+pub(crate) async fn last_change(
+    client: &impl GenericClient,
+    feed: &FeedKey,
+) -> Result<ChangeSeq, TxError> {
+    let (app, user) = feed_columns(feed);
+    let found = query(
+        client,
+        "SELECT last_seq FROM notif_feeds WHERE app = $1 AND usr = $2",
+        &[&app, &user],
+    )
+    .await?;
+    Ok(ChangeSeq::new(
+        found
+            .first()
+            .map(|row| u64::try_from(row.get::<_, i64>(0)).unwrap_or_default())
+            .unwrap_or_default(),
+    ))
+}
+
 async fn unread_count(client: &impl GenericClient, feed: &FeedKey) -> Result<u64, TxError> {
     let (app, user) = feed_columns(feed);
     let found = query(

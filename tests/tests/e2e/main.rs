@@ -37,4 +37,5 @@ mod graph;
 mod grpc;
 mod outage;
 mod security;
+mod stream;
 mod system;
