@@ -2,8 +2,9 @@
 //! the tests' throw-away server), behind no load balancer — the clients spread their calls
 //! over both nodes themselves.
 //!
-//! - a model check: creates, replaces, reads and deletes spread over both nodes at random,
-//!   both nodes' listings and change replays checked against a model after every step;
+//! - a model check: creates, replaces, reads, deletes, subscribes and unsubscribes spread
+//!   over both nodes at random, both nodes' listings, change replays and subscriptions checked
+//!   against a model after every step;
 //! - one node SIGKILLed under load ten times: every acknowledged create present and
 //!   delivered, duplicates only with the same id and changeSeq;
 //! - a watcher on one node receives every change written through the other, in order, with
@@ -317,25 +318,29 @@ async fn a_watcher_sees_every_change_across_nodes_by_polling() {
 async fn a_node_killed_under_load_loses_nothing() {
     let mut cluster = Cluster::start(Events::Notify).await;
     let receiver = SandboxProviders::start().await.unwrap();
-    let P256Key {
-        private_key,
-        public_key,
-    } = P256Key::generate();
-    receiver.register_web_push_keys("cluster-browser", private_key, vec![5; 16]);
     let token = cluster.sign_in(0, "alice").await;
-    let subscribed = cluster
-        .http
-        .post(format!("{}/me/notifications/subscriptions", cluster.base(1)))
-        .bearer_auth(&token)
-        .json(&json!({
-            "platform": "webPush",
-            "endpoint": receiver.web_push_endpoint("cluster-browser"),
-            "keys": {"p256dh": URL_SAFE_NO_PAD.encode(public_key), "auth": URL_SAFE_NO_PAD.encode([5u8; 16])},
-        }))
-        .send()
-        .await
-        .unwrap();
-    assert!(subscribed.status().is_success());
+    // Two browsers, subscribed through different nodes: every create owes each a push.
+    let browsers = ["cluster-browser-a", "cluster-browser-b"];
+    for (index, browser) in browsers.iter().enumerate() {
+        let P256Key {
+            private_key,
+            public_key,
+        } = P256Key::generate();
+        receiver.register_web_push_keys(browser, private_key, vec![5; 16]);
+        let subscribed = cluster
+            .http
+            .post(format!("{}/me/notifications/subscriptions", cluster.base(index)))
+            .bearer_auth(&token)
+            .json(&json!({
+                "platform": "webPush",
+                "endpoint": receiver.web_push_endpoint(browser),
+                "keys": {"p256dh": URL_SAFE_NO_PAD.encode(public_key), "auth": URL_SAFE_NO_PAD.encode([5u8; 16])},
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert!(subscribed.status().is_success());
+    }
 
     let cluster_bases: Vec<String> = (0..2).map(|index| cluster.base(index).to_owned()).collect();
     let acknowledged: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -409,28 +414,39 @@ async fn a_node_killed_under_load_loses_nothing() {
         assert_eq!(status, 200, "acknowledged create {id} lost");
         found += 1;
     }
+    // Deliveries by (browser, notification id): the change numbers each received.
+    let owed: Vec<(String, String)> = acknowledged
+        .iter()
+        .flat_map(|id| {
+            browsers
+                .iter()
+                .map(move |browser| (format!("/push/{browser}"), id.clone()))
+        })
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(120);
     let deliveries = loop {
-        let mut deliveries: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        let mut deliveries: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
         for push in receiver.pushes() {
             if let Some(envelope) = push.envelope {
                 deliveries
-                    .entry(envelope["id"].as_str().unwrap_or_default().to_owned())
+                    .entry((
+                        push.path.clone(),
+                        envelope["id"].as_str().unwrap_or_default().to_owned(),
+                    ))
                     .or_default()
                     .push(envelope["changeSeq"].as_u64().unwrap_or_default());
             }
         }
-        if acknowledged.iter().all(|id| deliveries.contains_key(id)) {
+        if owed.iter().all(|key| deliveries.contains_key(key)) {
             break deliveries;
         }
         assert!(
             Instant::now() < deadline,
-            "{} of {} acknowledged creates were never delivered",
-            acknowledged
-                .iter()
-                .filter(|id| !deliveries.contains_key(*id))
+            "{} of {} owed pushes were never delivered",
+            owed.iter()
+                .filter(|key| !deliveries.contains_key(*key))
                 .count(),
-            acknowledged.len()
+            owed.len()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -442,12 +458,12 @@ async fn a_node_killed_under_load_loses_nothing() {
         );
     }
     eprintln!(
-        "cluster suite: {KILLS} SIGKILLs over 2 nodes, {} acknowledged, {found} found, {} delivered, {duplicates} duplicate deliveries",
+        "cluster suite: {KILLS} SIGKILLs over 2 nodes, {} acknowledged, {found} found, {} of {} owed pushes delivered (2 browsers), {duplicates} duplicate deliveries",
         acknowledged.len(),
-        acknowledged
-            .iter()
-            .filter(|id| deliveries.contains_key(*id))
+        owed.iter()
+            .filter(|key| deliveries.contains_key(*key))
             .count(),
+        owed.len(),
     );
 }
 
@@ -457,20 +473,26 @@ enum Step {
     Create { key: u8, node: usize },
     Read { key: u8, node: usize },
     Delete { key: u8, node: usize },
+    Subscribe { device: u8, node: usize },
+    Unsubscribe { device: u8, node: usize },
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    (0..3u8, 0..2usize, 0..3u8).prop_map(|(kind, node, key)| match kind {
+    (0..5u8, 0..2usize, 0..3u8).prop_map(|(kind, node, key)| match kind {
         0 => Step::Create { key, node },
         1 => Step::Read { key, node },
-        _ => Step::Delete { key, node },
+        2 => Step::Delete { key, node },
+        3 => Step::Subscribe { device: key, node },
+        _ => Step::Unsubscribe { device: key, node },
     })
 }
 
-/// What the feed should hold: each live key's id and read state.
+/// What the feed should hold — each live key's id and read state — and the user's devices
+/// with their subscription ids.
 #[derive(Debug, Default)]
 struct Model {
     live: BTreeMap<String, (String, bool)>,
+    devices: BTreeMap<u8, String>,
 }
 
 impl Model {
@@ -483,8 +505,39 @@ impl Model {
     }
 }
 
-async fn apply(cluster: &Cluster, token: &str, model: &mut Model, step: &Step) {
+async fn apply(cluster: &Cluster, user: &str, token: &str, model: &mut Model, step: &Step) {
     match step {
+        Step::Subscribe { device, node } => {
+            let response = cluster
+                .http
+                .post(format!("{}/me/notifications/subscriptions", cluster.base(*node)))
+                .bearer_auth(token)
+                .json(&json!({"platform": "android", "registrationToken": format!("{user}-device{device}")}))
+                .send()
+                .await
+                .unwrap();
+            assert!(response.status().is_success(), "{}", response.status());
+            let subscribed: Value = response.json().await.unwrap();
+            let id = subscribed["id"].as_str().unwrap().to_owned();
+            if let Some(known) = model.devices.get(device) {
+                assert_eq!(&id, known, "subscribing again renews, keeping the id");
+            }
+            model.devices.insert(*device, id);
+        }
+        Step::Unsubscribe { device, node } => {
+            let Some(id) = model.devices.remove(device) else {
+                return;
+            };
+            let (status, _) = cluster
+                .call(
+                    *node,
+                    reqwest::Method::DELETE,
+                    &format!("/me/notifications/subscriptions/{id}"),
+                    token,
+                )
+                .await;
+            assert_eq!(status, 204);
+        }
         Step::Create { key, node } => {
             let key = format!("k{key}");
             let created = cluster.create(*node, token, &key).await.unwrap();
@@ -572,6 +625,23 @@ async fn check(cluster: &Cluster, token: &str, model: &Model) {
             }
         }
         assert_eq!(replayed, model.read_states(), "node {node}'s change replay");
+        let (status, subscriptions) = cluster
+            .call(
+                node,
+                reqwest::Method::GET,
+                "/me/notifications/subscriptions",
+                token,
+            )
+            .await;
+        assert_eq!(status, 200);
+        let listed: BTreeSet<String> = subscriptions["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|subscription| subscription["id"].as_str().unwrap().to_owned())
+            .collect();
+        let expected: BTreeSet<String> = model.devices.values().cloned().collect();
+        assert_eq!(listed, expected, "node {node}'s subscriptions");
     }
 }
 
@@ -600,7 +670,7 @@ fn the_cluster_agrees_with_the_model() {
                 let token = cluster.sign_in(0, &user).await;
                 let mut model = Model::default();
                 for step in &steps {
-                    apply(&cluster, &token, &mut model, step).await;
+                    apply(&cluster, &user, &token, &mut model, step).await;
                     check(&cluster, &token, &model).await;
                 }
             });
