@@ -183,12 +183,17 @@ pub struct DeliveryRecord {
 impl DeliveryRecord {
     /// The record of a job just planned.
     pub fn pending(job: &DeliveryJob, now: Timestamp) -> Self {
+        Self::of(job, DeliveryState::Pending, 0, now)
+    }
+
+    /// The status of `job` in `state` after `attempts` attempts, as of `now`.
+    pub fn of(job: &DeliveryJob, state: DeliveryState, attempts: u32, now: Timestamp) -> Self {
         Self {
             notification: job.notification,
             subscription: job.subscription,
             platform: job.platform,
-            state: DeliveryState::Pending,
-            attempts: 0,
+            state,
+            attempts,
             updated_at: now,
         }
     }

@@ -418,6 +418,12 @@ impl JobRecord {
         }
     }
 
+    /// Whether this stored job is `leased`, under the lease that returned it: the same
+    /// change, and the lease's end (its token) unchanged since.
+    pub(crate) fn is_lease_of(&self, leased: &DeliveryJob) -> bool {
+        self.change_seq == leased.change_seq.value() && self.lease_end() == Some(leased.due)
+    }
+
     /// The change this job pushes.
     pub(crate) fn change_seq(&self) -> ChangeSeq {
         ChangeSeq::new(self.change_seq)

@@ -472,6 +472,56 @@ pub async fn dev_sign_in(http: &reqwest::Client, base: &str, client: &str, user:
         .to_owned()
 }
 
+/// Waits, for at most `limit`, until every owed Web Push — an (endpoint path, notification
+/// id) pair — reached `receiver`, and checks that each duplicate delivery carries the same
+/// `changeSeq` as the first (the at-least-once promise); returns how many were duplicates.
+///
+/// # Panics
+/// When an owed push has not arrived in time, or a duplicate carries another change.
+pub async fn await_owed_pushes(
+    receiver: &SandboxProviders,
+    owed: &[(String, String)],
+    limit: Duration,
+) -> usize {
+    let deadline = Instant::now() + limit;
+    let deliveries = loop {
+        // The change numbers each (endpoint, notification) received.
+        let mut deliveries: std::collections::BTreeMap<(String, String), Vec<u64>> =
+            std::collections::BTreeMap::new();
+        for push in receiver.pushes() {
+            if let Some(envelope) = push.envelope {
+                deliveries
+                    .entry((
+                        push.path.clone(),
+                        envelope["id"].as_str().unwrap_or_default().to_owned(),
+                    ))
+                    .or_default()
+                    .push(envelope["changeSeq"].as_u64().unwrap_or_default());
+            }
+        }
+        let missing = owed
+            .iter()
+            .filter(|key| !deliveries.contains_key(*key))
+            .count();
+        if missing == 0 {
+            break deliveries;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{missing} of {} owed pushes were never delivered",
+            owed.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for seqs in deliveries.values() {
+        assert!(
+            seqs.windows(2).all(|pair| pair[0] == pair[1]),
+            "a duplicate carries the same changeSeq"
+        );
+    }
+    deliveries.values().map(|seqs| seqs.len() - 1).sum()
+}
+
 /// This process's peak resident set (`VmHWM` of `/proc/self/status`), in bytes.
 ///
 /// # Panics

@@ -4,9 +4,8 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::GenericClient;
-use notif_core::delivery::{DeliveryRecord, DeliveryState};
+use notif_core::delivery::DeliveryRecord;
 use notif_core::fanout::DeliveryJob;
-use notif_core::time::Timestamp;
 use uuid::Uuid;
 
 use super::rows::{self, JobColumns};
@@ -45,14 +44,7 @@ pub(crate) async fn put_jobs(
     if jobs.is_empty() {
         return Ok(());
     }
-    let mut columns = Columns::with_capacity(jobs.len());
-    let mut apps = Vec::with_capacity(jobs.len());
-    let mut users = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        apps.push(job.app.clone());
-        users.push(job.user.clone());
-        columns.push(job);
-    }
+    let columns = Columns::from(jobs);
     execute(
         client,
         "INSERT INTO notif_jobs (notification, subscription, due, record, app, usr) \
@@ -64,8 +56,8 @@ pub(crate) async fn put_jobs(
             &columns.subscriptions,
             &columns.dues,
             &columns.records,
-            &apps,
-            &users,
+            &columns.apps,
+            &columns.users,
         ],
     )
     .await?;
@@ -81,10 +73,7 @@ pub(crate) async fn update_jobs(
     if jobs.is_empty() {
         return Ok(());
     }
-    let mut columns = Columns::with_capacity(jobs.len());
-    for job in jobs {
-        columns.push(job);
-    }
+    let columns = Columns::from(jobs);
     execute(
         client,
         "UPDATE notif_jobs j SET due = k.due, record = k.record, lease_owner = k.lease_owner \
@@ -104,31 +93,30 @@ pub(crate) async fn update_jobs(
 }
 
 /// Job columns as the arrays a batch statement takes.
+#[derive(Default)]
 struct Columns {
     notifications: Vec<Uuid>,
     subscriptions: Vec<Uuid>,
+    apps: Vec<String>,
+    users: Vec<String>,
     dues: Vec<i64>,
     records: Vec<Vec<u8>>,
     lease_owners: Vec<Option<String>>,
 }
 
-impl Columns {
-    fn with_capacity(capacity: usize) -> Self {
-        Self {
-            notifications: Vec::with_capacity(capacity),
-            subscriptions: Vec::with_capacity(capacity),
-            dues: Vec::with_capacity(capacity),
-            records: Vec::with_capacity(capacity),
-            lease_owners: Vec::with_capacity(capacity),
+impl From<Vec<JobColumns>> for Columns {
+    fn from(jobs: Vec<JobColumns>) -> Self {
+        let mut columns = Self::default();
+        for job in jobs {
+            columns.notifications.push(job.notification);
+            columns.subscriptions.push(job.subscription);
+            columns.apps.push(job.app);
+            columns.users.push(job.user);
+            columns.dues.push(job.due);
+            columns.records.push(job.record);
+            columns.lease_owners.push(job.lease_owner);
         }
-    }
-
-    fn push(&mut self, job: JobColumns) {
-        self.notifications.push(job.notification);
-        self.subscriptions.push(job.subscription);
-        self.dues.push(job.due);
-        self.records.push(job.record);
-        self.lease_owners.push(job.lease_owner);
+        columns
     }
 }
 
@@ -177,23 +165,6 @@ pub(crate) async fn put_statuses(
     )
     .await?;
     Ok(())
-}
-
-/// The delivery status of `job` after an attempt (or a decision) at `now`.
-pub(crate) fn status(
-    job: &DeliveryJob,
-    state: DeliveryState,
-    attempts: u32,
-    now: Timestamp,
-) -> DeliveryRecord {
-    DeliveryRecord {
-        notification: job.notification,
-        subscription: job.subscription,
-        platform: job.platform,
-        state,
-        attempts,
-        updated_at: now,
-    }
 }
 
 /// The key columns of `job`.

@@ -88,7 +88,7 @@ pub(crate) async fn lease_due(
             }
             AtLease::Expired => {
                 dropped.push(jobs::key(&job));
-                statuses.push(jobs::status(
+                statuses.push(DeliveryRecord::of(
                     &job,
                     DeliveryState::Expired,
                     job.attempts,
@@ -98,7 +98,7 @@ pub(crate) async fn lease_due(
             AtLease::EndpointGone => {
                 dropped.push(jobs::key(&job));
                 let reason = "the subscription was removed or lapsed".to_owned();
-                statuses.push(jobs::status(
+                statuses.push(DeliveryRecord::of(
                     &job,
                     DeliveryState::Failed { reason },
                     job.attempts,
@@ -134,7 +134,7 @@ fn held(stored: Option<&JobRecord>, settled: &DeliveryJob) -> Held {
         Some(stored) if stored.change_seq() != settled.change_seq => Held::Newer {
             waiting: stored.waits_for_in_flight(),
         },
-        Some(stored) if stored.lease_end() == Some(settled.due) => Held::Same,
+        Some(stored) if stored.is_lease_of(settled) => Held::Same,
         Some(_) => Held::LeasedAgain,
     }
 }
@@ -227,7 +227,7 @@ pub(crate) async fn settle(
                 if stored.remove(&key).is_some() {
                     outcome.remove(job);
                 }
-                outcome.statuses.push(jobs::status(
+                outcome.statuses.push(DeliveryRecord::of(
                     job,
                     DeliveryState::EndpointGone,
                     attempts,
@@ -240,7 +240,7 @@ pub(crate) async fn settle(
                     outcome.remove(&current);
                     outcome
                         .statuses
-                        .push(jobs::status(job, state.clone(), attempts, now));
+                        .push(DeliveryRecord::of(job, state.clone(), attempts, now));
                 }
             }
             Settlement::Reschedule { due } => {
@@ -252,7 +252,7 @@ pub(crate) async fn settle(
                     };
                     stored.insert(key, JobRecord::new(&rescheduled, &feed));
                     outcome.requeue(&feed, rescheduled);
-                    outcome.statuses.push(jobs::status(
+                    outcome.statuses.push(DeliveryRecord::of(
                         job,
                         DeliveryState::Retrying { next_attempt: *due },
                         attempts,
@@ -280,7 +280,7 @@ pub(crate) async fn release(
         let Some(record) = stored.get(&key) else {
             continue;
         };
-        if held(Some(record), job) != Held::Same {
+        if !record.is_lease_of(job) {
             continue;
         }
         // An undecodable job is left to the lease's lapse like any other.

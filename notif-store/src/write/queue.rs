@@ -69,14 +69,7 @@ fn put_status<E: Engine + ?Sized>(
     attempts: u32,
     now: Timestamp,
 ) {
-    let record = DeliveryRecord {
-        notification: job.notification,
-        subscription: job.subscription,
-        platform: job.platform,
-        state,
-        attempts,
-        updated_at: now,
-    };
+    let record = DeliveryRecord::of(job, state, attempts, now);
     tx.put(
         Tree::Status,
         keys::job_key(job.notification, job.subscription),
@@ -224,16 +217,13 @@ pub(crate) fn release<E: Engine + ?Sized>(
     let Some(record) = tx.record::<JobRecord>(Tree::Jobs, &key)? else {
         return Ok(());
     };
-    if record.lease_end() != Some(leased.due) {
+    if !record.is_lease_of(leased) {
         return Ok(());
     }
     // An undecodable job is left to the lease's lapse like any other.
     let Ok((feed, current)) = record.into_domain(&key) else {
         return Ok(());
     };
-    if current.change_seq != leased.change_seq {
-        return Ok(());
-    }
     let released = DeliveryJob {
         due,
         ..current.clone()

@@ -3,9 +3,9 @@
 //! there, and every acknowledged create's push is eventually delivered (at least once,
 //! duplicates identifiable by id and changeSeq).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -146,46 +146,17 @@ async fn acknowledged_creates_survive_sigkill_and_are_delivered(store: TestStore
     }
 
     let acknowledged: BTreeSet<String> = acknowledged.lock().unwrap().iter().cloned().collect();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let deliveries = loop {
-        let mut deliveries: BTreeMap<String, Vec<u64>> = BTreeMap::new();
-        for push in receiver.pushes() {
-            if let Some(envelope) = push.envelope {
-                deliveries
-                    .entry(envelope["id"].as_str().unwrap_or_default().to_owned())
-                    .or_default()
-                    .push(envelope["changeSeq"].as_u64().unwrap_or_default());
-            }
-        }
-        if acknowledged.iter().all(|id| deliveries.contains_key(id)) {
-            break deliveries;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} acknowledged creates were never delivered",
-            acknowledged
-                .iter()
-                .filter(|id| !deliveries.contains_key(*id))
-                .count(),
-            acknowledged.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    let duplicates: usize = deliveries.values().map(|seqs| seqs.len() - 1).sum();
-    for seqs in deliveries.values() {
-        assert!(
-            seqs.windows(2).all(|pair| pair[0] == pair[1]),
-            "a duplicate carries the same changeSeq"
-        );
-    }
+    let owed: Vec<(String, String)> = acknowledged
+        .iter()
+        .map(|id| ("/push/crash-browser".to_owned(), id.clone()))
+        .collect();
+    let duplicates =
+        notif_tests::await_owed_pushes(&receiver, &owed, Duration::from_secs(120)).await;
     eprintln!(
         "crash suite on {store:?}: {KILLS} SIGKILLs, {} acknowledged, {} found, {} delivered, {duplicates} duplicate deliveries",
         acknowledged.len(),
         acknowledged.len(),
-        acknowledged
-            .iter()
-            .filter(|id| deliveries.contains_key(*id))
-            .count(),
+        owed.len(),
     );
     child.kill().await.unwrap();
 }
