@@ -5,6 +5,7 @@
 mod edge;
 mod graph;
 mod identity;
+mod inbox;
 mod json;
 mod links;
 mod ops;
@@ -29,6 +30,7 @@ pub(crate) fn router(context: Arc<ServerState>) -> Router {
         .nest("/v1.0", graph::routes())
         .merge(identity::routes())
         .merge(ops::routes())
+        .merge(inbox::routes())
         .layer(body_limit)
         .with_state(context)
 }

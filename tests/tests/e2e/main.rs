@@ -29,6 +29,7 @@ macro_rules! on_every_store {
 
 mod authz;
 mod bad_input;
+mod browser;
 mod chaos;
 mod cluster;
 mod crash;
