@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::fallback::JobFallback;
 use crate::fanout::DeliveryJob;
 use crate::ids::{NotificationId, SubscriptionId};
 use crate::platform::Platform;
@@ -161,6 +162,25 @@ pub enum DeliveryState {
     EndpointGone,
     /// The notification expired before the push got through.
     Expired,
+    /// The raw push of a fallback policy was delivered; its visual push follows at
+    /// `fallback_at` unless the device fetches the notification first.
+    AwaitingFetch {
+        /// When the visual push is due.
+        fallback_at: Timestamp,
+    },
+    /// The device fetched the notification: no fallback follows.
+    Fetched {
+        /// When.
+        at: Timestamp,
+    },
+    /// The device did not fetch the notification in time: the fallback's visual push was
+    /// accepted by the provider.
+    FallbackDelivered {
+        /// When.
+        at: Timestamp,
+        /// Whether the alert text was shortened to fit the provider's size limit.
+        text_shortened: bool,
+    },
 }
 
 /// The delivery status of one notification at one endpoint.
@@ -211,6 +231,39 @@ pub enum Settlement {
     },
     /// Remove the job and the subscription: the endpoint is gone.
     RemoveSubscription,
+    /// The raw push of a fallback was delivered: keep the job as the fallback's visual
+    /// push, due at `due`, unless the device fetches the notification first.
+    Fallback {
+        /// When the visual push is due.
+        due: Timestamp,
+    },
+}
+
+impl Settlement {
+    /// The settlement as it applies to the job a store holds, whose fallback stage is
+    /// `held`: when the device fetched the notification while its raw push was on its way
+    /// (which disarmed the job), no visual push is scheduled — the push is simply delivered.
+    pub fn given_held(self, held: JobFallback, now: Timestamp) -> Self {
+        match self {
+            Settlement::Fallback { .. } if !matches!(held, JobFallback::Armed { .. }) => {
+                Settlement::Done(DeliveryState::Delivered {
+                    at: now,
+                    text_shortened: false,
+                })
+            }
+            settlement => settlement,
+        }
+    }
+
+    /// The delivery state a store records for this settlement.
+    pub fn state(&self) -> DeliveryState {
+        match self {
+            Settlement::Done(state) => state.clone(),
+            Settlement::Reschedule { due } => DeliveryState::Retrying { next_attempt: *due },
+            Settlement::RemoveSubscription => DeliveryState::EndpointGone,
+            Settlement::Fallback { due } => DeliveryState::AwaitingFetch { fallback_at: *due },
+        }
+    }
 }
 
 /// Settles a job after an attempt that ended in `outcome` at `now` (`job.attempts` counts
@@ -239,12 +292,24 @@ pub fn settle(
         }
     };
     match outcome {
-        DeliveryOutcome::Delivered { text_shortened } => {
-            Settlement::Done(DeliveryState::Delivered {
+        DeliveryOutcome::Delivered { text_shortened } => match job.fallback {
+            // A visual push due only after the notification expired is never sent.
+            JobFallback::Armed { after } if now.saturating_add(after) < job.expires_at => {
+                Settlement::Fallback {
+                    due: now.saturating_add(after),
+                }
+            }
+            JobFallback::Visual => Settlement::Done(DeliveryState::FallbackDelivered {
                 at: now,
                 text_shortened: *text_shortened,
-            })
-        }
+            }),
+            JobFallback::Armed { .. } | JobFallback::None => {
+                Settlement::Done(DeliveryState::Delivered {
+                    at: now,
+                    text_shortened: *text_shortened,
+                })
+            }
+        },
         DeliveryOutcome::Retry { after } => retry(*after),
         DeliveryOutcome::RefreshCredentials => retry(None),
         DeliveryOutcome::EndpointGone => Settlement::RemoveSubscription,
@@ -272,6 +337,7 @@ mod tests {
             due: NOW,
             attempts,
             expires_at: NOW.saturating_add(expires_in),
+            fallback: JobFallback::None,
         }
     }
 
@@ -396,6 +462,59 @@ mod tests {
                 jitter
             ),
             Settlement::Done(DeliveryState::Expired)
+        );
+    }
+
+    #[test]
+    fn a_delivered_raw_push_arms_its_fallback_unless_it_would_follow_expiration() {
+        let policy = RetryPolicy::default();
+        let delivered = DeliveryOutcome::Delivered {
+            text_shortened: false,
+        };
+        let minute = Duration::from_secs(60);
+        let armed = |expires_in| DeliveryJob {
+            fallback: JobFallback::Armed { after: minute },
+            ..job(0, expires_in)
+        };
+        let fallback_at = NOW.saturating_add(minute);
+        let hour = Duration::from_secs(3600);
+        let settlement = settle(&armed(hour), &delivered, &policy, NOW, Jitter::new(0.5));
+        assert_eq!(settlement, Settlement::Fallback { due: fallback_at });
+        assert_eq!(
+            settlement.state(),
+            DeliveryState::AwaitingFetch { fallback_at }
+        );
+        // A fetch disarmed the job while the raw push was on its way: no fallback.
+        assert_eq!(
+            settlement.clone().given_held(JobFallback::None, NOW),
+            Settlement::Done(DeliveryState::Delivered {
+                at: NOW,
+                text_shortened: false
+            })
+        );
+        assert_eq!(
+            settlement
+                .clone()
+                .given_held(JobFallback::Armed { after: minute }, NOW),
+            settlement
+        );
+        assert_eq!(
+            settle(&armed(minute), &delivered, &policy, NOW, Jitter::new(0.5)),
+            Settlement::Done(DeliveryState::Delivered {
+                at: NOW,
+                text_shortened: false
+            })
+        );
+        let visual = DeliveryJob {
+            fallback: JobFallback::Visual,
+            ..job(0, hour)
+        };
+        assert_eq!(
+            settle(&visual, &delivered, &policy, NOW, Jitter::new(0.5)),
+            Settlement::Done(DeliveryState::FallbackDelivered {
+                at: NOW,
+                text_shortened: false
+            })
         );
     }
 

@@ -1,5 +1,6 @@
 //! Fan-out planning: which device endpoints a change goes to, as delivery jobs.
 
+use crate::fallback::JobFallback;
 use crate::ids::{NotificationId, SubscriptionId};
 use crate::notification::{ChangeSeq, Notification};
 use crate::platform::Platform;
@@ -60,6 +61,9 @@ pub struct DeliveryJob {
     pub attempts: u32,
     /// The notification's expiration: the job is dropped after it.
     pub expires_at: Timestamp,
+    /// Its fallback stage: an ordinary push, a raw push a visual one may follow, or that
+    /// visual push.
+    pub fallback: JobFallback,
 }
 
 impl DeliveryJob {
@@ -71,7 +75,8 @@ impl DeliveryJob {
 
 /// Plans the pushes for one change of `notification`: one job per live subscription of the
 /// same app and user whose platform the target policy includes — except that sync changes
-/// (state, deletion) skip Web Push, and an expired notification is not pushed at all.
+/// (state, deletion) skip Web Push, and an expired notification is not pushed at all. A
+/// content-carrying push to a platform of the notification's fallback policy is armed.
 pub fn plan_fan_out(
     notification: &Notification,
     change: ChangeKind,
@@ -90,15 +95,19 @@ pub fn plan_fan_out(
             notification.target_policy.includes(platform)
                 && !(change.is_sync() && platform == Platform::WebPush)
         })
-        .map(|subscription| DeliveryJob {
-            notification: notification.id,
-            subscription: subscription.id,
-            platform: subscription.channel.platform(),
-            change,
-            change_seq: notification.change_seq,
-            due: now,
-            attempts: 0,
-            expires_at: notification.expiration,
+        .map(|subscription| {
+            let platform = subscription.channel.platform();
+            DeliveryJob {
+                notification: notification.id,
+                subscription: subscription.id,
+                platform,
+                change,
+                change_seq: notification.change_seq,
+                due: now,
+                attempts: 0,
+                expires_at: notification.expiration,
+                fallback: notification.fallback_for(platform, change),
+            }
         })
         .collect()
 }

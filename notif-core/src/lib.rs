@@ -121,6 +121,7 @@
 pub mod app;
 pub mod delivery;
 pub mod error;
+pub mod fallback;
 pub mod fanout;
 pub mod feed;
 pub mod ids;

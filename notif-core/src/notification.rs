@@ -4,6 +4,8 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::time::Duration;
 
+use crate::fallback::{FallbackPolicy, FallbackPolicyDraft, JobFallback};
+use crate::fanout::ChangeKind;
 use crate::ids::{
     AppId, AppNotificationId, GroupName, HostName, NotificationId, UserId, check_text,
 };
@@ -273,6 +275,8 @@ pub struct Notification {
     pub payload: Payload,
     /// Platforms targeted.
     pub target_policy: TargetPolicy,
+    /// The visual push that follows an unfetched raw push, if any.
+    pub fallback_policy: Option<FallbackPolicy>,
     /// Priority (applies to raw notifications).
     pub priority: Priority,
     /// How long the toast stays on screen.
@@ -297,6 +301,23 @@ impl Notification {
     /// Whether the notification is live at `now`: active and not expired.
     pub fn is_live(&self, now: Timestamp) -> bool {
         self.status == Status::Active && self.expiration > now
+    }
+
+    /// The fallback stage of the push of `change` to an endpoint on `platform`: armed for
+    /// the content-carrying changes (create, replace) to a platform the fallback policy
+    /// lists; none otherwise.
+    pub fn fallback_for(&self, platform: Platform, change: ChangeKind) -> JobFallback {
+        match &self.fallback_policy {
+            Some(policy)
+                if policy.includes(platform)
+                    && matches!(change, ChangeKind::Created | ChangeKind::Replaced) =>
+            {
+                JobFallback::Armed {
+                    after: policy.delay(),
+                }
+            }
+            _ => JobFallback::None,
+        }
     }
 }
 
@@ -343,6 +364,8 @@ pub struct NotificationDraft {
     pub raw_content: Option<String>,
     /// `targetPolicy.platformTypes`.
     pub platform_types: Vec<String>,
+    /// `fallbackPolicy`.
+    pub fallback_policy: Option<FallbackPolicyDraft>,
     /// `priority`: a name or the client enum number.
     pub priority: Option<Scalar>,
     /// `displayTimeToLive`: seconds, as a number or a numeric string.
@@ -409,12 +432,20 @@ impl NotificationDraft {
                 .check("groupName", GroupName::new(text))
                 .map(Some),
         };
+        let has_raw = self.raw_content.is_some();
+        let has_visual = self.visual_content.is_some();
         let payload = validate_payload(
             self.visual_content,
             self.raw_content,
             limits,
             &mut violations,
         );
+        let fallback_policy = match self.fallback_policy {
+            None => Some(None),
+            Some(draft) => draft
+                .validate(has_raw, has_visual, &mut violations)
+                .map(Some),
+        };
 
         let mut platforms = Vec::new();
         for (index, text) in self.platform_types.iter().enumerate() {
@@ -466,6 +497,7 @@ impl NotificationDraft {
                 target_host_name: target_host_name?,
                 payload: payload?,
                 target_policy: TargetPolicy::new(platforms),
+                fallback_policy: fallback_policy?,
                 priority: priority?,
                 display_time_to_live: display_time_to_live?,
                 expiration: expiration?,
@@ -569,6 +601,7 @@ mod tests {
             priority: Some(Scalar::Text("High".into())),
             display_time_to_live: Some(Scalar::Text("23".into())),
             expiration_date_time: Some("2023-11-15T00:00:00.000Z".into()),
+            fallback_policy: None,
         }
     }
 

@@ -220,6 +220,22 @@ pub trait NotificationStore: Send + Sync + Debug {
         id: NotificationId,
     ) -> Result<Vec<DeliveryRecord>, StoreError>;
 
+    /// Records that the device of `subscription` fetched `notifications` of the feed at `now`
+    /// (read them naming its subscription, or acknowledged them): a fallback armed or waiting
+    /// for that device is stopped as [`crate::fallback::at_fetch`] decides, and its delivery
+    /// status becomes [`crate::delivery::DeliveryState::Fetched`]. Returns how many
+    /// fallbacks were stopped; jobs of other feeds are never touched.
+    ///
+    /// # Errors
+    /// A storage failure.
+    async fn record_fetch(
+        &self,
+        feed: &FeedKey,
+        subscription: SubscriptionId,
+        notifications: &[NotificationId],
+        now: Timestamp,
+    ) -> Result<usize, StoreError>;
+
     /// Removes up to `limit` notifications (live or tombstones), subscriptions and refresh
     /// grants expired at `now`, with their indexes and jobs; returns how many were removed.
     ///

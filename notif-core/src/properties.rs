@@ -7,6 +7,7 @@ use proptest::prelude::*;
 
 use crate::app::{Action, App, NamedSubscription, Principal, SCOPE_CREATED_BY_APP, authorize};
 use crate::delivery::{Jitter, RetryDecision, RetryPolicy};
+use crate::fallback::FallbackPolicyDraft;
 use crate::fanout::{ChangeKind, plan_fan_out};
 use crate::ids::{AppId, ClientId, HostName, NotificationId, SubscriptionId, UserId};
 use crate::notification::{
@@ -91,6 +92,7 @@ prop_compose! {
             }),
             expiration_date_time: expires_in_ms
                 .map(|ms| Timestamp::from_unix_millis(NOW.unix_millis() + ms).to_rfc3339()),
+            fallback_policy: None,
         }
     }
 }
@@ -113,6 +115,10 @@ prop_compose! {
         priority in proptest::option::of(scalar()),
         display_time_to_live in proptest::option::of(scalar()),
         expiration_date_time in proptest::option::of(any::<String>()),
+        fallback in proptest::option::of((
+            proptest::collection::vec(any::<String>(), 0..3),
+            proptest::option::of(scalar()),
+        )),
     ) -> NotificationDraft {
         NotificationDraft {
             target_host_name,
@@ -121,6 +127,9 @@ prop_compose! {
             visual_content: visual.map(|(title, body)| VisualContentDraft { title, body }),
             raw_content,
             platform_types,
+            fallback_policy: fallback.map(|(platform_types, fallback_delay_in_seconds)| {
+                FallbackPolicyDraft { platform_types, fallback_delay_in_seconds }
+            }),
             priority,
             display_time_to_live,
             expiration_date_time,

@@ -7,6 +7,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
+use crate::fallback::JobFallback;
 use crate::fanout::{ChangeKind, DeliveryJob};
 use crate::ids::{AppNotificationId, GroupName, NotificationId};
 use crate::notification::{ChangeSeq, Notification, Payload, ReadState, UserActionState};
@@ -171,11 +172,17 @@ pub fn plan_push(
 ) -> PushMessage {
     let platform = subscription.channel.platform();
     let shows_content = matches!(job.change, ChangeKind::Created | ChangeKind::Replaced);
-    let kind = match notification.payload.visual() {
-        Some(visual) if shows_content && platform != Platform::WebPush => PushKind::Alert {
-            title: visual.title.clone(),
-            body: visual.body.clone(),
-        },
+    let alert = |visual: &crate::notification::VisualContent| PushKind::Alert {
+        title: visual.title.clone(),
+        body: visual.body.clone(),
+    };
+    let kind = match (notification.payload.visual(), job.fallback) {
+        // A fallback's first push is the raw one; its visual push is the alert.
+        (_, JobFallback::Armed { .. }) => PushKind::Background,
+        (Some(visual), JobFallback::Visual) => alert(visual),
+        (Some(visual), JobFallback::None) if shows_content && platform != Platform::WebPush => {
+            alert(visual)
+        }
         _ => PushKind::Background,
     };
     // Visual notifications are always delivered high priority; priority applies to raw ones.

@@ -192,6 +192,7 @@ mod tests {
             due,
             attempts: 0,
             expires_at: Timestamp::from_unix_millis(i64::MAX),
+            fallback: crate::fallback::JobFallback::None,
         }
     }
 

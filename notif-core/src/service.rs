@@ -174,11 +174,75 @@ impl NotifService {
     pub async fn get(&self, caller: Caller<'_>, id: NotificationId) -> Result<Notification, Error> {
         let (feed, _) = self.authorize(caller, Action::UseFeed).await?;
         let now = self.ports.clock.now();
-        self.ports
+        let notification = self
+            .ports
             .notifications
             .get(&feed, id, now)
             .await?
-            .ok_or(Error::NotFound)
+            .ok_or(Error::NotFound)?;
+        self.note_fetch(caller, &feed, [&notification]).await?;
+        Ok(notification)
+    }
+
+    /// Records that the device the caller names (`X-UNS-ID`, `subscription_id`) fetched
+    /// `read`, so fallbacks of those notifications are not sent to it. Reads that name no
+    /// subscription, or read no notification with a fallback policy, write nothing; an
+    /// unreadable subscription id fails nothing (the read itself already succeeded).
+    async fn note_fetch<'n>(
+        &self,
+        caller: Caller<'_>,
+        feed: &FeedKey,
+        read: impl IntoIterator<Item = &'n Notification>,
+    ) -> Result<(), Error> {
+        let Some(subscription) = caller
+            .subscription_id
+            .and_then(|text| SubscriptionId::parse(text).ok())
+        else {
+            return Ok(());
+        };
+        let now = self.ports.clock.now();
+        let ids: Vec<NotificationId> = read
+            .into_iter()
+            .filter(|notification| {
+                notification.fallback_policy.is_some() && notification.is_live(now)
+            })
+            .map(|notification| notification.id)
+            .collect();
+        if !ids.is_empty() {
+            self.ports
+                .notifications
+                .record_fetch(feed, subscription, &ids, now)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The device `subscription` acknowledges one of the caller's notifications: it has it,
+    /// so no fallback push follows (`POST /me/notifications/{id}/acknowledge`).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when the feed has no such live notification or the user no such
+    /// subscription; authorization or storage errors.
+    pub async fn acknowledge(
+        &self,
+        caller: Caller<'_>,
+        id: NotificationId,
+        subscription: SubscriptionId,
+    ) -> Result<(), Error> {
+        let (feed, _) = self.authorize(caller, Action::UseFeed).await?;
+        let now = self.ports.clock.now();
+        let notification = self.ports.notifications.get(&feed, id, now).await?;
+        let device = self.ports.subscriptions.subscription(subscription).await?;
+        let live = notification.is_some_and(|notification| notification.is_live(now));
+        let users_device = device.is_some_and(|device| device.feed == feed);
+        if !(live && users_device) {
+            return Err(Error::NotFound);
+        }
+        self.ports
+            .notifications
+            .record_fetch(&feed, subscription, &[id], now)
+            .await?;
+        Ok(())
     }
 
     /// A page of the caller's feed, newest first.
@@ -191,7 +255,9 @@ impl NotifService {
         }
         let (feed, _) = self.authorize(caller, Action::UseFeed).await?;
         let now = self.ports.clock.now();
-        Ok(self.ports.notifications.list(&feed, query, now).await?)
+        let page = self.ports.notifications.list(&feed, query, now).await?;
+        self.note_fetch(caller, &feed, &page.notifications).await?;
+        Ok(page)
     }
 
     /// Changes the read and/or user-action state of the targeted notification(s); the change
@@ -263,11 +329,13 @@ impl NotifService {
             return Err(ValidationErrors::single("limit", "must be between 1 and 1000").into());
         }
         let (feed, _) = self.authorize(caller, Action::UseFeed).await?;
-        Ok(self
+        let page = self
             .ports
             .notifications
             .changes_since(&feed, cursor, limit, self.ports.clock.now())
-            .await?)
+            .await?;
+        self.note_fetch(caller, &feed, &page.changes).await?;
+        Ok(page)
     }
 
     /// Where the caller's feed reading starts for `cursor`: after the given change, or — for

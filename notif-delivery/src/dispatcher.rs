@@ -156,7 +156,10 @@ impl AttemptOutcome {
     fn of(settlement: &Settlement) -> Self {
         use notif_core::delivery::DeliveryState;
         match settlement {
-            Settlement::Done(DeliveryState::Delivered { .. }) => AttemptOutcome::Delivered,
+            Settlement::Done(
+                DeliveryState::Delivered { .. } | DeliveryState::FallbackDelivered { .. },
+            )
+            | Settlement::Fallback { .. } => AttemptOutcome::Delivered,
             Settlement::Done(DeliveryState::Expired) => AttemptOutcome::Expired,
             Settlement::Done(_) => AttemptOutcome::Failed,
             Settlement::Reschedule { .. } => AttemptOutcome::Retried,

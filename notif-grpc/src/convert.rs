@@ -2,6 +2,7 @@
 //! `From` for outputs.
 
 use notif_core::delivery::{DeliveryRecord, DeliveryState};
+use notif_core::fallback::FallbackPolicyDraft;
 use notif_core::feed::{StateChange, Target};
 use notif_core::ids::{AppNotificationId, GroupName, NotificationId, SubscriptionId};
 use notif_core::notification::{
@@ -108,6 +109,12 @@ impl From<&Notification> for pb::Notification {
             read_state: read_state(notification.read_state) as i32,
             user_action_state: user_action_state(notification.user_action_state) as i32,
             change_seq: notification.change_seq.value(),
+            fallback_policy: notification.fallback_policy.as_ref().map(|policy| {
+                pb::FallbackPolicy {
+                    platform_types: policy.platforms().map(|p| platform(p) as i32).collect(),
+                    fallback_delay_in_seconds: u32::from(policy.delay_seconds()),
+                }
+            }),
         }
     }
 }
@@ -124,6 +131,10 @@ impl From<pb::CreateNotificationRequest> for NotificationDraft {
             }),
             raw_content: request.raw_content,
             platform_types: request.platform_types,
+            fallback_policy: request.fallback_policy.map(|policy| FallbackPolicyDraft {
+                platform_types: policy.platform_types,
+                fallback_delay_in_seconds: policy.fallback_delay_in_seconds.map(Scalar::Number),
+            }),
             priority: request.priority.map(Scalar::Text),
             display_time_to_live: request.display_time_to_live.map(Scalar::Number),
             expiration_date_time: request
@@ -297,6 +308,9 @@ impl From<&DeliveryRecord> for pb::EndpointDelivery {
             DeliveryState::Delivered {
                 text_shortened: true,
                 ..
+            } | DeliveryState::FallbackDelivered {
+                text_shortened: true,
+                ..
             }
         );
         let (state, at, reason) = match &record.state {
@@ -314,6 +328,21 @@ impl From<&DeliveryRecord> for pb::EndpointDelivery {
             DeliveryState::Failed { reason } => (pb::DeliveryState::Failed, None, reason.clone()),
             DeliveryState::EndpointGone => (pb::DeliveryState::EndpointGone, None, String::new()),
             DeliveryState::Expired => (pb::DeliveryState::Expired, None, String::new()),
+            DeliveryState::AwaitingFetch { fallback_at } => (
+                pb::DeliveryState::AwaitingFetch,
+                Some(timestamp(*fallback_at)),
+                String::new(),
+            ),
+            DeliveryState::Fetched { at } => (
+                pb::DeliveryState::Fetched,
+                Some(timestamp(*at)),
+                String::new(),
+            ),
+            DeliveryState::FallbackDelivered { at, .. } => (
+                pb::DeliveryState::FallbackDelivered,
+                Some(timestamp(*at)),
+                String::new(),
+            ),
         };
         Self {
             subscription_id: record.subscription.to_string(),

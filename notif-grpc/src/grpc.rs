@@ -282,6 +282,31 @@ impl pb::notifications_server::Notifications for NotificationsService {
         })
         .await
     }
+
+    async fn acknowledge_notification(
+        &self,
+        request: Request<pb::AcknowledgeNotificationRequest>,
+    ) -> Result<Response<pb::AcknowledgeNotificationResponse>, Status> {
+        observe(&self.context, "AcknowledgeNotification", async {
+            let caller = authenticate(
+                &self.context,
+                &request,
+                Some(&request.get_ref().subscription_id),
+            )
+            .await?;
+            let id = convert::notification_id("id", &request.get_ref().id)?;
+            let device = caller.subscription_id.as_deref().ok_or_else(|| {
+                ApiError::invalid("subscription_id", "name the acknowledging device")
+            })?;
+            let device = convert::subscription_id("subscription_id", device)?;
+            self.context
+                .service
+                .acknowledge(caller.caller(), id, device)
+                .await?;
+            Ok(pb::AcknowledgeNotificationResponse {})
+        })
+        .await
+    }
 }
 
 impl NotificationsService {

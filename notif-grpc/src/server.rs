@@ -246,6 +246,13 @@ impl Server {
         self.state.metrics.node()
     }
 
+    /// Where this server announces durable writes; an embedder (or a test that moves the
+    /// clock) can tell the dispatcher that jobs may be due with
+    /// [`FeedEvents::jobs_due`](notif_core::ports::FeedEvents::jobs_due).
+    pub fn events(&self) -> Arc<dyn notif_core::ports::FeedEvents> {
+        Arc::clone(&self.state.service.ports().events)
+    }
+
     /// The sandbox providers, in development mode.
     pub fn sandbox(&self) -> Option<Arc<SandboxProviders>> {
         self.sandbox.clone()

@@ -3,6 +3,7 @@
 //! corrupt record is reported by key instead of entering the domain.
 
 use notif_core::delivery::{DeliveryRecord, DeliveryState};
+use notif_core::fallback::{FallbackPolicy, JobFallback};
 use notif_core::fanout::{ChangeKind, DeliveryJob};
 use notif_core::ids::{
     AppId, AppNotificationId, ClientId, GroupName, HostName, NotificationId, SubscriptionId, UserId,
@@ -19,12 +20,25 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-/// The record format written by this version.
-const VERSION: u8 = 1;
+/// A record type on disk: postcard behind a leading version byte.
+///
+/// A record that gains fields gets a new version; its earlier versions keep decoding, with
+/// the added fields at their defaults. Records nest their first version's fields first, so
+/// a later version is the earlier one's bytes followed by the added fields.
+pub(crate) trait Record: Serialize + DeserializeOwned {
+    /// The version this build writes.
+    const VERSION: u8 = 1;
+
+    /// Decodes the postcard of a record of an earlier `version`.
+    fn decode_earlier(version: u8, bytes: &[u8]) -> Result<Self, String> {
+        let _ = bytes;
+        Err(format!("unknown record version {version}"))
+    }
+}
 
 /// Encodes a record: the version byte, then postcard.
-pub(crate) fn encode<T: Serialize>(record: &T) -> Vec<u8> {
-    let mut bytes = vec![VERSION];
+pub(crate) fn encode<T: Record>(record: &T) -> Vec<u8> {
+    let mut bytes = vec![T::VERSION];
     // postcard only fails on writers that run out of space or on types serde cannot
     // express; a Vec writer and these plain records can do neither.
     if let Ok(encoded) = postcard::to_stdvec(record) {
@@ -33,11 +47,15 @@ pub(crate) fn encode<T: Serialize>(record: &T) -> Vec<u8> {
     bytes
 }
 
-/// Decodes a record written by [`encode`], naming `key` when it cannot.
-pub(crate) fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+/// Decodes a record written by [`encode`] (of this version or an earlier one), naming `key`
+/// when it cannot.
+pub(crate) fn decode<T: Record>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
     match bytes.split_first() {
-        Some((&VERSION, rest)) => {
+        Some((&version, rest)) if version == T::VERSION => {
             postcard::from_bytes(rest).map_err(|error| corrupt(key, error.to_string()))
+        }
+        Some((&version, rest)) if version < T::VERSION => {
+            T::decode_earlier(version, rest).map_err(|reason| corrupt(key, reason))
         }
         Some((version, _)) => Err(corrupt(key, format!("unknown record version {version}"))),
         None => Err(corrupt(key, "empty record".into())),
@@ -105,9 +123,37 @@ const CHANGE_KINDS: [ChangeKind; 4] = [
     ChangeKind::Deleted,
 ];
 
-/// A notification on disk.
+/// A notification on disk (version 2: version 1's fields, then the fallback policy).
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct NotificationRecord {
+    first: NotificationFields,
+    fallback: Option<FallbackRecord>,
+}
+
+/// A fallback policy on disk.
+#[derive(Debug, Serialize, Deserialize)]
+struct FallbackRecord {
+    platforms: Vec<u8>,
+    delay_seconds: u16,
+}
+
+impl Record for NotificationRecord {
+    const VERSION: u8 = 2;
+
+    fn decode_earlier(version: u8, bytes: &[u8]) -> Result<Self, String> {
+        match version {
+            1 => Ok(Self {
+                first: postcard::from_bytes(bytes).map_err(|error| error.to_string())?,
+                fallback: None,
+            }),
+            _ => Err(format!("unknown record version {version}")),
+        }
+    }
+}
+
+/// A notification's fields as version 1 wrote them.
+#[derive(Debug, Serialize, Deserialize)]
+struct NotificationFields {
     id: [u8; 16],
     app: String,
     user: String,
@@ -130,7 +176,14 @@ pub(crate) struct NotificationRecord {
 
 impl From<&Notification> for NotificationRecord {
     fn from(notification: &Notification) -> Self {
-        Self {
+        let fallback = notification
+            .fallback_policy
+            .as_ref()
+            .map(|policy| FallbackRecord {
+                platforms: policy.platforms().map(platform_code).collect(),
+                delay_seconds: policy.delay_seconds(),
+            });
+        let first = NotificationFields {
             id: *notification.id.as_bytes(),
             app: notification.feed.app.as_str().to_owned(),
             user: notification.feed.user.as_str().to_owned(),
@@ -161,41 +214,59 @@ impl From<&Notification> for NotificationRecord {
             read_state: code_of(&READ_STATES, notification.read_state),
             user_action_state: code_of(&ACTION_STATES, notification.user_action_state),
             change_seq: notification.change_seq.value(),
-        }
+        };
+        Self { first, fallback }
     }
 }
 
 impl NotificationRecord {
     /// Back to the domain, re-validating every field.
     pub(crate) fn into_domain(self, key: &[u8]) -> Result<Notification, StoreError> {
-        let visual = self
+        let fallback_policy = self
+            .fallback
+            .map(|fallback| {
+                let platforms = fallback
+                    .platforms
+                    .iter()
+                    .map(|&code| platform_from(key, code))
+                    .collect::<Result<Vec<_>, _>>()?;
+                field(
+                    key,
+                    "fallbackPolicy",
+                    FallbackPolicy::new(platforms, fallback.delay_seconds.into()),
+                )
+            })
+            .transpose()?;
+        let first = self.first;
+        let visual = first
             .visual
             .map(|(title, body)| VisualContent { title, body });
-        let platforms = self
+        let platforms = first
             .platforms
             .iter()
             .map(|&code| platform_from(key, code))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Notification {
-            id: NotificationId::from_uuid(Uuid::from_bytes(self.id)),
+            id: NotificationId::from_uuid(Uuid::from_bytes(first.id)),
             feed: FeedKey {
-                app: field(key, "app", AppId::new(self.app))?,
-                user: field(key, "user", UserId::new(self.user))?,
+                app: field(key, "app", AppId::new(first.app))?,
+                user: field(key, "user", UserId::new(first.user))?,
             },
             app_notification_id: field(
                 key,
                 "appNotificationId",
-                AppNotificationId::new(self.app_notification_id),
+                AppNotificationId::new(first.app_notification_id),
             )?,
-            group_name: self
+            group_name: first
                 .group_name
                 .map(|group| field(key, "groupName", GroupName::new(group)))
                 .transpose()?,
-            target_host_name: field(key, "targetHostName", HostName::new(self.target_host_name))?,
-            payload: field(key, "payload", Payload::new(visual, self.raw))?,
+            target_host_name: field(key, "targetHostName", HostName::new(first.target_host_name))?,
+            payload: field(key, "payload", Payload::new(visual, first.raw))?,
             target_policy: TargetPolicy::new(platforms),
-            priority: value_of(key, "priority", &PRIORITIES, self.priority)?,
-            display_time_to_live: self
+            fallback_policy,
+            priority: value_of(key, "priority", &PRIORITIES, first.priority)?,
+            display_time_to_live: first
                 .display_time_to_live
                 .map(|seconds| {
                     field(
@@ -205,18 +276,18 @@ impl NotificationRecord {
                     )
                 })
                 .transpose()?,
-            expiration: Timestamp::from_unix_millis(self.expiration),
-            created_at: Timestamp::from_unix_millis(self.created_at),
-            last_modified_at: self.last_modified_at.map(Timestamp::from_unix_millis),
-            status: value_of(key, "status", &STATUSES, self.status)?,
-            read_state: value_of(key, "readState", &READ_STATES, self.read_state)?,
+            expiration: Timestamp::from_unix_millis(first.expiration),
+            created_at: Timestamp::from_unix_millis(first.created_at),
+            last_modified_at: first.last_modified_at.map(Timestamp::from_unix_millis),
+            status: value_of(key, "status", &STATUSES, first.status)?,
+            read_state: value_of(key, "readState", &READ_STATES, first.read_state)?,
             user_action_state: value_of(
                 key,
                 "userActionState",
                 &ACTION_STATES,
-                self.user_action_state,
+                first.user_action_state,
             )?,
-            change_seq: ChangeSeq::new(self.change_seq),
+            change_seq: ChangeSeq::new(first.change_seq),
         })
     }
 }
@@ -249,6 +320,8 @@ pub(crate) struct SubscriptionRecord {
     created_at: i64,
     expires_at: i64,
 }
+
+impl Record for SubscriptionRecord {}
 
 impl From<&Subscription> for SubscriptionRecord {
     fn from(subscription: &Subscription) -> Self {
@@ -335,9 +408,64 @@ impl SubscriptionRecord {
     }
 }
 
-/// A delivery job on disk; the (notification, subscription) pair is its key.
+/// A delivery job on disk (version 2: version 1's fields, then the fallback stage); the
+/// (notification, subscription) pair is its key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct JobRecord {
+    first: JobFields,
+    fallback: FallbackStage,
+}
+
+/// A job's fallback stage on disk.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+enum FallbackStage {
+    None,
+    /// Armed, with the delay in milliseconds.
+    Armed(u64),
+    Visual,
+}
+
+impl From<JobFallback> for FallbackStage {
+    fn from(fallback: JobFallback) -> Self {
+        match fallback {
+            JobFallback::None => FallbackStage::None,
+            JobFallback::Armed { after } => {
+                FallbackStage::Armed(u64::try_from(after.as_millis()).unwrap_or(u64::MAX))
+            }
+            JobFallback::Visual => FallbackStage::Visual,
+        }
+    }
+}
+
+impl From<FallbackStage> for JobFallback {
+    fn from(stage: FallbackStage) -> Self {
+        match stage {
+            FallbackStage::None => JobFallback::None,
+            FallbackStage::Armed(millis) => JobFallback::Armed {
+                after: std::time::Duration::from_millis(millis),
+            },
+            FallbackStage::Visual => JobFallback::Visual,
+        }
+    }
+}
+
+impl Record for JobRecord {
+    const VERSION: u8 = 2;
+
+    fn decode_earlier(version: u8, bytes: &[u8]) -> Result<Self, String> {
+        match version {
+            1 => Ok(Self {
+                first: postcard::from_bytes(bytes).map_err(|error| error.to_string())?,
+                fallback: FallbackStage::None,
+            }),
+            _ => Err(format!("unknown record version {version}")),
+        }
+    }
+}
+
+/// A job's fields as version 1 wrote them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct JobFields {
     app: String,
     user: String,
     platform: u8,
@@ -356,7 +484,7 @@ pub(crate) struct JobRecord {
 impl JobRecord {
     /// The record of `job` in `feed`.
     pub(crate) fn new(job: &DeliveryJob, feed: &FeedKey) -> Self {
-        Self {
+        let first = JobFields {
             app: feed.app.as_str().to_owned(),
             user: feed.user.as_str().to_owned(),
             platform: platform_code(job.platform),
@@ -367,29 +495,39 @@ impl JobRecord {
             expires_at: job.expires_at.unix_millis(),
             leased_until: None,
             waits_for_in_flight: false,
+        };
+        Self {
+            first,
+            fallback: job.fallback.into(),
         }
     }
 
     /// Marks the job leased until `until`.
     pub(crate) fn leased_until(mut self, until: Timestamp) -> Self {
-        self.leased_until = Some(until.unix_millis());
+        self.first.leased_until = Some(until.unix_millis());
         self
     }
 
     /// Marks the job as waiting for an older in-flight send.
     pub(crate) fn waiting_for_in_flight(mut self, waiting: bool) -> Self {
-        self.waits_for_in_flight = waiting;
+        self.first.waits_for_in_flight = waiting;
+        self
+    }
+
+    /// The same job, its fallback disarmed: no visual push follows its raw one.
+    pub(crate) fn disarmed(mut self) -> Self {
+        self.fallback = FallbackStage::None;
         self
     }
 
     /// When the lease of a leased job ends.
     pub(crate) fn lease_end(&self) -> Option<Timestamp> {
-        self.leased_until.map(Timestamp::from_unix_millis)
+        self.first.leased_until.map(Timestamp::from_unix_millis)
     }
 
     /// Whether it waits for an older in-flight send.
     pub(crate) fn waits_for_in_flight(&self) -> bool {
-        self.waits_for_in_flight
+        self.first.waits_for_in_flight
     }
 
     /// What this stored job is, at `now`, to a newer job for its key — the queue rules'
@@ -401,17 +539,19 @@ impl JobRecord {
         withdraw_handed_over: impl FnOnce() -> bool,
     ) -> notif_core::queue::Queued {
         use notif_core::queue::Queued;
-        let change_seq = ChangeSeq::new(self.change_seq);
+        let change_seq = ChangeSeq::new(self.first.change_seq);
         match self.lease_end().filter(|lease_end| *lease_end > now) {
             Some(_) if withdraw_handed_over() => Queued::HandedOver { change_seq },
             Some(lease_end) => Queued::InFlight {
                 change_seq,
                 lease_end,
             },
-            None if self.waits_for_in_flight && Timestamp::from_unix_millis(self.due) > now => {
+            None if self.first.waits_for_in_flight
+                && Timestamp::from_unix_millis(self.first.due) > now =>
+            {
                 Queued::Waiting {
                     change_seq,
-                    until: Timestamp::from_unix_millis(self.due),
+                    until: Timestamp::from_unix_millis(self.first.due),
                 }
             }
             None => Queued::Pending { change_seq },
@@ -421,12 +561,12 @@ impl JobRecord {
     /// Whether this stored job is `leased`, under the lease that returned it: the same
     /// change, and the lease's end (its token) unchanged since.
     pub(crate) fn is_lease_of(&self, leased: &DeliveryJob) -> bool {
-        self.change_seq == leased.change_seq.value() && self.lease_end() == Some(leased.due)
+        self.first.change_seq == leased.change_seq.value() && self.lease_end() == Some(leased.due)
     }
 
     /// The change this job pushes.
     pub(crate) fn change_seq(&self) -> ChangeSeq {
-        ChangeSeq::new(self.change_seq)
+        ChangeSeq::new(self.first.change_seq)
     }
 
     /// Back to the domain: the feed and the job.
@@ -436,18 +576,19 @@ impl JobRecord {
         let subscription =
             crate::keys::uuid_at(key, 16).ok_or_else(|| corrupt(key, "job key".into()))?;
         let feed = FeedKey {
-            app: field(key, "app", AppId::new(self.app))?,
-            user: field(key, "user", UserId::new(self.user))?,
+            app: field(key, "app", AppId::new(self.first.app))?,
+            user: field(key, "user", UserId::new(self.first.user))?,
         };
         let job = DeliveryJob {
             notification: NotificationId::from_uuid(notification),
             subscription: SubscriptionId::from_uuid(subscription),
-            platform: platform_from(key, self.platform)?,
-            change: value_of(key, "change", &CHANGE_KINDS, self.change)?,
-            change_seq: ChangeSeq::new(self.change_seq),
-            due: Timestamp::from_unix_millis(self.due),
-            attempts: self.attempts,
-            expires_at: Timestamp::from_unix_millis(self.expires_at),
+            platform: platform_from(key, self.first.platform)?,
+            change: value_of(key, "change", &CHANGE_KINDS, self.first.change)?,
+            change_seq: ChangeSeq::new(self.first.change_seq),
+            due: Timestamp::from_unix_millis(self.first.due),
+            attempts: self.first.attempts,
+            expires_at: Timestamp::from_unix_millis(self.first.expires_at),
+            fallback: self.fallback.into(),
         };
         Ok((feed, job))
     }
@@ -463,8 +604,14 @@ enum StateRecord {
     EndpointGone,
     Expired,
     /// Delivered with the alert text shortened to fit (added after `Expired`, so records
-    /// written before it still decode).
+    /// written before it still decode; so are the ones below).
     DeliveredShortened(i64),
+    /// A fallback's raw push delivered; the visual push due then.
+    AwaitingFetch(i64),
+    /// Fetched by the device then.
+    Fetched(i64),
+    /// A fallback's visual push delivered then; whether its text was shortened.
+    FallbackDelivered(i64, bool),
 }
 
 /// A delivery-status record on disk; the (notification, subscription) pair is its key.
@@ -475,6 +622,8 @@ pub(crate) struct StatusRecord {
     attempts: u32,
     updated_at: i64,
 }
+
+impl Record for StatusRecord {}
 
 impl From<&DeliveryRecord> for StatusRecord {
     fn from(record: &DeliveryRecord) -> Self {
@@ -494,6 +643,13 @@ impl From<&DeliveryRecord> for StatusRecord {
             DeliveryState::Failed { reason } => StateRecord::Failed(reason.clone()),
             DeliveryState::EndpointGone => StateRecord::EndpointGone,
             DeliveryState::Expired => StateRecord::Expired,
+            DeliveryState::AwaitingFetch { fallback_at } => {
+                StateRecord::AwaitingFetch(fallback_at.unix_millis())
+            }
+            DeliveryState::Fetched { at } => StateRecord::Fetched(at.unix_millis()),
+            DeliveryState::FallbackDelivered { at, text_shortened } => {
+                StateRecord::FallbackDelivered(at.unix_millis(), *text_shortened)
+            }
         };
         Self {
             platform: platform_code(record.platform),
@@ -527,6 +683,18 @@ impl StatusRecord {
             StateRecord::Failed(reason) => DeliveryState::Failed { reason },
             StateRecord::EndpointGone => DeliveryState::EndpointGone,
             StateRecord::Expired => DeliveryState::Expired,
+            StateRecord::AwaitingFetch(at) => DeliveryState::AwaitingFetch {
+                fallback_at: Timestamp::from_unix_millis(at),
+            },
+            StateRecord::Fetched(at) => DeliveryState::Fetched {
+                at: Timestamp::from_unix_millis(at),
+            },
+            StateRecord::FallbackDelivered(at, text_shortened) => {
+                DeliveryState::FallbackDelivered {
+                    at: Timestamp::from_unix_millis(at),
+                    text_shortened,
+                }
+            }
         };
         Ok(DeliveryRecord {
             notification: NotificationId::from_uuid(notification),
@@ -548,12 +716,16 @@ pub(crate) struct FeedMeta {
     pub(crate) unread: u64,
 }
 
+impl Record for FeedMeta {}
+
 /// The ids of a group's notifications on disk.
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct GroupRecord {
     /// The members.
     pub(crate) ids: Vec<[u8; 16]>,
 }
+
+impl Record for GroupRecord {}
 
 #[cfg(test)]
 mod tests {
@@ -581,6 +753,10 @@ mod tests {
             priority: Some(Scalar::Text("low".into())),
             display_time_to_live: Some(Scalar::Number(30)),
             expiration_date_time: None,
+            fallback_policy: Some(notif_core::fallback::FallbackPolicyDraft {
+                platform_types: vec!["iOS".into(), "android".into()],
+                fallback_delay_in_seconds: Some(Scalar::Number(90)),
+            }),
         };
         let mut notification = draft
             .validate(
@@ -604,13 +780,57 @@ mod tests {
     #[test]
     fn a_notification_reads_back_unchanged() {
         let original = notification();
+        assert!(original.fallback_policy.is_some());
         let bytes = encode(&NotificationRecord::from(&original));
-        assert_eq!(bytes[0], VERSION);
+        assert_eq!(bytes[0], NotificationRecord::VERSION);
         let decoded = decode::<NotificationRecord>(b"k", &bytes)
             .unwrap()
             .into_domain(b"k")
             .unwrap();
         assert_eq!(decoded, original);
+    }
+
+    #[test]
+    fn records_written_before_the_fallback_policy_still_decode() {
+        let original = notification();
+        let mut version_1 = vec![1];
+        version_1.extend(postcard::to_stdvec(&NotificationRecord::from(&original).first).unwrap());
+        let decoded = decode::<NotificationRecord>(b"k", &version_1)
+            .unwrap()
+            .into_domain(b"k")
+            .unwrap();
+        assert_eq!(
+            decoded,
+            Notification {
+                fallback_policy: None,
+                ..original.clone()
+            }
+        );
+        let job = DeliveryJob {
+            notification: NotificationId::from_parts(1, [1; 10]),
+            subscription: SubscriptionId::from_parts(2, [2; 10]),
+            platform: Platform::Ios,
+            change: ChangeKind::Created,
+            change_seq: ChangeSeq::new(7),
+            due: Timestamp::from_unix_millis(5),
+            attempts: 0,
+            expires_at: Timestamp::from_unix_millis(99),
+            fallback: JobFallback::Visual,
+        };
+        let key = crate::keys::job_key(job.notification, job.subscription);
+        let mut version_1 = vec![1];
+        version_1.extend(postcard::to_stdvec(&JobRecord::new(&job, &original.feed).first).unwrap());
+        let (_, decoded) = decode::<JobRecord>(&key, &version_1)
+            .unwrap()
+            .into_domain(&key)
+            .unwrap();
+        assert_eq!(
+            decoded,
+            DeliveryJob {
+                fallback: JobFallback::None,
+                ..job
+            }
+        );
     }
 
     #[test]
@@ -664,14 +884,27 @@ mod tests {
             due: Timestamp::from_unix_millis(-5),
             attempts: 3,
             expires_at: Timestamp::from_unix_millis(99),
+            fallback: JobFallback::None,
         };
         let key = crate::keys::job_key(job.notification, job.subscription);
-        let bytes = encode(&JobRecord::new(&job, &feed));
-        let decoded = decode::<JobRecord>(&key, &bytes)
-            .unwrap()
-            .into_domain(&key)
-            .unwrap();
-        assert_eq!(decoded, (feed, job.clone()));
+        for fallback in [
+            JobFallback::None,
+            JobFallback::Armed {
+                after: std::time::Duration::from_secs(600),
+            },
+            JobFallback::Visual,
+        ] {
+            let job = DeliveryJob {
+                fallback,
+                ..job.clone()
+            };
+            let bytes = encode(&JobRecord::new(&job, &feed));
+            let decoded = decode::<JobRecord>(&key, &bytes)
+                .unwrap()
+                .into_domain(&key)
+                .unwrap();
+            assert_eq!(decoded, (feed.clone(), job));
+        }
         for state in [
             DeliveryState::Pending,
             DeliveryState::Delivered {
@@ -690,6 +923,16 @@ mod tests {
             },
             DeliveryState::EndpointGone,
             DeliveryState::Expired,
+            DeliveryState::AwaitingFetch {
+                fallback_at: Timestamp::from_unix_millis(5),
+            },
+            DeliveryState::Fetched {
+                at: Timestamp::from_unix_millis(6),
+            },
+            DeliveryState::FallbackDelivered {
+                at: Timestamp::from_unix_millis(7),
+                text_shortened: true,
+            },
         ] {
             let record = DeliveryRecord {
                 state,
@@ -706,7 +949,12 @@ mod tests {
 
     #[test]
     fn garbage_is_reported_with_its_key() {
-        for bytes in [&[][..], &[VERSION, 0xff, 0xff][..], &[99, 1, 2][..]] {
+        for bytes in [
+            &[][..],
+            &[NotificationRecord::VERSION, 0xff, 0xff][..],
+            &[1, 0xff][..],
+            &[99, 1, 2][..],
+        ] {
             match decode::<NotificationRecord>(&[0xab, 0x01], bytes) {
                 Err(StoreError::Corrupt { key, .. }) => assert_eq!(key, "ab01"),
                 other => panic!("expected a corrupt-record error, got {other:?}"),
@@ -721,6 +969,8 @@ pub(crate) struct SigningKeyRecord {
     kid: String,
     pkcs8: Vec<u8>,
 }
+
+impl Record for SigningKeyRecord {}
 
 impl From<&notif_core::ports::StoredSigningKey> for SigningKeyRecord {
     fn from(key: &notif_core::ports::StoredSigningKey) -> Self {
@@ -748,6 +998,8 @@ pub(crate) struct GrantRecord {
     expires_at: i64,
     used: bool,
 }
+
+impl Record for GrantRecord {}
 
 impl GrantRecord {
     /// An unspent grant.

@@ -467,6 +467,23 @@ impl<E: Engine> NotificationStore for Store<E> {
             .await
     }
 
+    async fn record_fetch(
+        &self,
+        feed: &FeedKey,
+        subscription: SubscriptionId,
+        notifications: &[NotificationId],
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let feed = feed.clone();
+        let notifications = notifications.to_vec();
+        // Like a settlement, a fetch lost in a crash costs at most a visual push the device
+        // did not need; it is not worth an fsync on the read that noted it.
+        self.command(false, move |tx| {
+            write::record_fetch(tx, &feed, subscription, &notifications, now)
+        })
+        .await
+    }
+
     async fn expire(&self, now: Timestamp, limit: usize) -> Result<usize, StoreError> {
         self.command(true, move |tx| write::expire(tx, now, limit))
             .await

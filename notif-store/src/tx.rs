@@ -10,8 +10,6 @@ use notif_core::notification::{FeedKey, Notification};
 use notif_core::ports::{LeasedJob, StoreError};
 use notif_core::subscription::Subscription;
 use notif_core::time::Timestamp;
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::engine::{Engine, Entry, KeyRange, Tree, Visitor, WriteBatch};
 use crate::handoff::{HandedOver, Handoff};
@@ -33,7 +31,7 @@ pub(crate) trait Reader {
     ) -> Result<(), StoreError>;
 
     /// The decoded record at `key`.
-    fn record<T: DeserializeOwned>(&self, tree: Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
+    fn record<T: records::Record>(&self, tree: Tree, key: &[u8]) -> Result<Option<T>, StoreError> {
         self.read(tree, key)?
             .map(|bytes| records::decode(key, &bytes))
             .transpose()
@@ -202,7 +200,12 @@ impl<'a, E: Engine + ?Sized> Tx<'a, E> {
     }
 
     /// Sets `key` to the encoded `record`.
-    pub(crate) fn put<T: Serialize>(&mut self, tree: Tree, key: impl Into<Vec<u8>>, record: &T) {
+    pub(crate) fn put<T: records::Record>(
+        &mut self,
+        tree: Tree,
+        key: impl Into<Vec<u8>>,
+        record: &T,
+    ) {
         self.writes
             .insert((tree, key.into()), Some(records::encode(record)));
     }

@@ -41,6 +41,7 @@ pub struct TestServer {
     pub data_dir: tempfile::TempDir,
     config: Config,
     clock: Option<Arc<dyn notif_core::ports::Clock>>,
+    events: Arc<dyn notif_core::ports::FeedEvents>,
 }
 
 fn app(id: &str, host: &str, service: &str, secret: &str, device: &str) -> AppConfig {
@@ -197,6 +198,7 @@ impl TestServer {
         .expect("the server starts");
         let address = server.local_addr().expect("a listen address");
         let sandbox = server.sandbox().expect("development mode runs the sandbox");
+        let events = server.events();
         let (stop, stopped) = oneshot::channel::<()>();
         let running = tokio::spawn(server.run(async move {
             let _ = stopped.await;
@@ -210,7 +212,14 @@ impl TestServer {
             data_dir,
             config,
             clock,
+            events,
         }
+    }
+
+    /// Tells the dispatcher that jobs may be due: after a test moved the server's clock past
+    /// a job's due time, so the dispatcher need not wait for its idle wake-up.
+    pub fn jobs_may_be_due(&self) {
+        self.events.jobs_due();
     }
 
     /// Stops the server gracefully and starts it again on the same address and data

@@ -47,6 +47,7 @@ pub(super) fn routes() -> Router<Arc<ServerState>> {
             "/me/notifications/{id}/deliveryStatus",
             get(delivery_status),
         )
+        .route("/me/notifications/{id}/acknowledge", post(acknowledge))
 }
 
 async fn authenticate(
@@ -372,6 +373,32 @@ async fn delivery_status(
             )
         },
     )
+    .await
+}
+
+/// `POST /me/notifications/{id}/acknowledge` with `X-UNS-ID: <the device's subscription>`:
+/// the device has the notification, so no fallback push follows. `204 No Content`.
+async fn acknowledge(
+    State(context): Shared,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    observed(&context, "POST /me/notifications/{id}/acknowledge", async {
+        let caller = authenticate(&context, &headers).await?;
+        let id = convert::notification_id("id", &id)?;
+        let device = caller.subscription_id.as_deref().ok_or_else(|| {
+            ApiError::invalid(
+                "X-UNS-ID",
+                "name the acknowledging device's subscription id",
+            )
+        })?;
+        let device = convert::subscription_id("X-UNS-ID", device)?;
+        context
+            .service
+            .acknowledge(caller.caller(), id, device)
+            .await?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
     .await
 }
 

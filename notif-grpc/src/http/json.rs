@@ -6,6 +6,7 @@ use std::io::Read;
 use axum::body::Bytes;
 use axum::http::HeaderMap;
 use notif_core::delivery::{DeliveryRecord, DeliveryState};
+use notif_core::fallback::FallbackPolicyDraft;
 use notif_core::notification::{Notification, NotificationDraft, Scalar, VisualContentDraft};
 use notif_core::subscription::{ChannelDraft, Subscription};
 use serde_json::{Map, Value, json};
@@ -98,15 +99,36 @@ fn optional_string(
     }
 }
 
-fn optional_scalar(map: &Map<String, Value>, key: &str) -> Result<Option<Scalar>, ApiError> {
+fn optional_scalar(
+    map: &Map<String, Value>,
+    key: &str,
+    field: &str,
+) -> Result<Option<Scalar>, ApiError> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => Ok(Some(Scalar::Text(text.clone()))),
         Some(Value::Number(number)) => number
             .as_i64()
             .map(|number| Some(Scalar::Number(number)))
-            .ok_or_else(|| ApiError::invalid(key, "must be a whole number")),
-        Some(_) => Err(ApiError::invalid(key, "must be a number or a string")),
+            .ok_or_else(|| ApiError::invalid(field, "must be a whole number")),
+        Some(_) => Err(ApiError::invalid(field, "must be a number or a string")),
+    }
+}
+
+/// An optional array of strings (absent or null: empty).
+fn string_array(map: &Map<String, Value>, key: &str, field: &str) -> Result<Vec<String>, ApiError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(index, item)| {
+                item.as_str().map(str::to_owned).ok_or_else(|| {
+                    ApiError::invalid(&format!("{field}[{index}]"), "must be a string")
+                })
+            })
+            .collect(),
+        Some(_) => Err(ApiError::invalid(field, "must be an array")),
     }
 }
 
@@ -131,28 +153,24 @@ pub(crate) fn notification_draft(body: &Value) -> Result<NotificationDraft, ApiE
     };
     let platform_types = match optional_object(map, "targetPolicy", "targetPolicy")? {
         None => Vec::new(),
-        Some(policy) => match policy.get("platformTypes") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .enumerate()
-                .map(|(index, item)| {
-                    item.as_str().map(str::to_owned).ok_or_else(|| {
-                        ApiError::invalid(
-                            &format!("targetPolicy.platformTypes[{index}]"),
-                            "must be a string",
-                        )
-                    })
-                })
-                .collect::<Result<_, _>>()?,
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "targetPolicy.platformTypes",
-                    "must be an array",
-                ));
-            }
-        },
+        Some(policy) => string_array(policy, "platformTypes", "targetPolicy.platformTypes")?,
     };
+    let fallback_policy = optional_object(map, "fallbackPolicy", "fallbackPolicy")?
+        .map(|policy| -> Result<FallbackPolicyDraft, ApiError> {
+            Ok(FallbackPolicyDraft {
+                platform_types: string_array(
+                    policy,
+                    "platformTypes",
+                    "fallbackPolicy.platformTypes",
+                )?,
+                fallback_delay_in_seconds: optional_scalar(
+                    policy,
+                    "fallbackDelayInSeconds",
+                    "fallbackPolicy.fallbackDelayInSeconds",
+                )?,
+            })
+        })
+        .transpose()?;
     Ok(NotificationDraft {
         target_host_name: optional_string(map, "targetHostName", "targetHostName")?,
         app_notification_id: optional_string(map, "appNotificationId", "appNotificationId")?,
@@ -160,8 +178,9 @@ pub(crate) fn notification_draft(body: &Value) -> Result<NotificationDraft, ApiE
         visual_content,
         raw_content,
         platform_types,
-        priority: optional_scalar(map, "priority")?,
-        display_time_to_live: optional_scalar(map, "displayTimeToLive")?,
+        fallback_policy,
+        priority: optional_scalar(map, "priority", "priority")?,
+        display_time_to_live: optional_scalar(map, "displayTimeToLive", "displayTimeToLive")?,
         expiration_date_time: optional_string(map, "expirationDateTime", "expirationDateTime")?,
     })
 }
@@ -240,6 +259,10 @@ pub(crate) fn notification(base: &str, notification: &Notification) -> Value {
         "targetPolicy": {
             "platformTypes": notification.target_policy.platforms().map(|p| p.as_str()).collect::<Vec<_>>(),
         },
+        "fallbackPolicy": notification.fallback_policy.as_ref().map(|policy| json!({
+            "platformTypes": policy.platforms().map(|p| p.as_str()).collect::<Vec<_>>(),
+            "fallbackDelayInSeconds": policy.delay_seconds(),
+        })),
         "createdDateTime": notification.created_at.to_rfc3339(),
         "lastModifiedDateTime": notification.last_modified_at.map(|time| time.to_rfc3339()),
         "status": notification.status.as_str(),
@@ -273,6 +296,13 @@ pub(crate) fn delivery(record: &DeliveryRecord) -> Value {
         DeliveryState::Failed { reason } => ("failed", json!(reason)),
         DeliveryState::EndpointGone => ("endpointGone", Value::Null),
         DeliveryState::Expired => ("expired", Value::Null),
+        DeliveryState::AwaitingFetch { fallback_at } => {
+            ("awaitingFetch", json!(fallback_at.to_rfc3339()))
+        }
+        DeliveryState::Fetched { at } => ("fetched", json!(at.to_rfc3339())),
+        DeliveryState::FallbackDelivered { at, .. } => {
+            ("fallbackDelivered", json!(at.to_rfc3339()))
+        }
     };
     let mut value = json!({
         "subscriptionId": record.subscription.to_string(),
@@ -283,6 +313,10 @@ pub(crate) fn delivery(record: &DeliveryRecord) -> Value {
         "updatedDateTime": record.updated_at.to_rfc3339(),
     });
     if let DeliveryState::Delivered {
+        text_shortened: true,
+        ..
+    }
+    | DeliveryState::FallbackDelivered {
         text_shortened: true,
         ..
     } = record.state

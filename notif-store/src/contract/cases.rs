@@ -5,12 +5,17 @@ use std::time::Duration;
 
 use notif_core::Error;
 use notif_core::app::Principal;
-use notif_core::delivery::{DeliveryState, Settlement};
+use notif_core::delivery::{
+    DeliveryOutcome, DeliveryState, Jitter, RetryPolicy, Settlement, settle,
+};
+use notif_core::fallback::{FallbackPolicyDraft, JobFallback};
 use notif_core::feed::{StateChange, Target};
 use notif_core::ids::{AppNotificationId, GroupName, NotificationId, SubscriptionId};
-use notif_core::notification::{ChangeSeq, NotificationDraft, ReadState, Status, UserActionState};
+use notif_core::notification::{
+    ChangeSeq, NotificationDraft, ReadState, Scalar, Status, UserActionState,
+};
 use notif_core::platform::Platform;
-use notif_core::ports::ListQuery;
+use notif_core::ports::{LeasedJob, ListQuery};
 use notif_core::service::{Caller, Created};
 use notif_core::time::Timestamp;
 
@@ -1432,4 +1437,276 @@ pub async fn latest_starts_after_the_last_change(harness: Harness) {
         .map(|notification| notification.app_notification_id.as_str())
         .collect();
     assert_eq!(keys, ["n3"]);
+}
+
+/// A raw notification with visual content and a fallback to iOS after a minute.
+fn with_fallback(key: &str) -> NotificationDraft {
+    NotificationDraft {
+        raw_content: Some(format!("raw of {key}")),
+        fallback_policy: Some(FallbackPolicyDraft {
+            platform_types: vec!["iOS".into()],
+            fallback_delay_in_seconds: Some(Scalar::Number(60)),
+        }),
+        ..draft(key)
+    }
+}
+
+/// Settles `leased` as the dispatcher does when the provider accepted every push.
+async fn deliver_all(harness: &Harness, leased: &[LeasedJob]) {
+    let now = harness.clock_now();
+    let delivered = DeliveryOutcome::Delivered {
+        text_shortened: false,
+    };
+    let settlements = leased
+        .iter()
+        .map(|leased| {
+            let settlement = settle(
+                &leased.job,
+                &delivered,
+                &RetryPolicy::default(),
+                now,
+                Jitter::new(0.5),
+            );
+            (leased.job.clone(), settlement)
+        })
+        .collect();
+    harness.store.settle(settlements, now).await.unwrap();
+}
+
+/// The delivery state of `id` at `subscription`.
+async fn state_at(
+    harness: &Harness,
+    principal: &Principal,
+    id: NotificationId,
+    subscription: SubscriptionId,
+) -> DeliveryState {
+    let status = harness
+        .service
+        .delivery_status(caller(principal), id)
+        .await
+        .unwrap();
+    status
+        .into_iter()
+        .find(|record| record.subscription == subscription)
+        .map(|record| record.state)
+        .unwrap()
+}
+
+/// Contract: a fallback's visual push follows an unfetched raw push after its delay, and a
+/// device that fetched the notification (reading it naming its subscription) gets none.
+pub async fn a_fallback_follows_an_unfetched_raw_push(harness: Harness) {
+    let alice = user("alice");
+    let mut devices = Vec::new();
+    for (platform, device) in [("ios", 1), ("ios", 2), ("android", 3)] {
+        let outcome = harness
+            .service
+            .subscribe(caller(&alice), channel(platform, device))
+            .await
+            .unwrap();
+        devices.push(outcome.subscription.id);
+    }
+    let created = harness
+        .service
+        .create(caller(&alice), with_fallback("n1"))
+        .await
+        .unwrap();
+    let id = created.notification.id;
+    assert!(created.notification.fallback_policy.is_some());
+    let leased = harness
+        .store
+        .lease_due(harness.clock_now(), 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 3);
+    for leased in &leased {
+        let armed = leased.job.platform == Platform::Ios;
+        assert_eq!(
+            matches!(leased.job.fallback, JobFallback::Armed { .. }),
+            armed,
+            "{:?}",
+            leased.job
+        );
+    }
+    deliver_all(&harness, &leased).await;
+    let fallback_at = harness.clock_now().saturating_add(Duration::from_secs(60));
+    for device in &devices[..2] {
+        assert_eq!(
+            state_at(&harness, &alice, id, *device).await,
+            DeliveryState::AwaitingFetch { fallback_at }
+        );
+    }
+    assert!(matches!(
+        state_at(&harness, &alice, id, devices[2]).await,
+        DeliveryState::Delivered { .. }
+    ));
+
+    // The first iPhone opens the app and reads the notification, naming its subscription.
+    harness.advance(Duration::from_secs(30));
+    let fetched_at = harness.clock_now();
+    let device_1 = devices[0].to_string();
+    let reading = Caller {
+        principal: &alice,
+        subscription_id: Some(&device_1),
+    };
+    harness.service.get(reading, id).await.unwrap();
+    assert_eq!(
+        state_at(&harness, &alice, id, devices[0]).await,
+        DeliveryState::Fetched { at: fetched_at }
+    );
+    assert!(
+        harness
+            .store
+            .lease_due(harness.clock_now(), 10, LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing is due before the delay"
+    );
+
+    harness.advance(Duration::from_secs(31));
+    let leased = harness
+        .store
+        .lease_due(harness.clock_now(), 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1, "only the device that did not fetch");
+    assert_eq!(leased[0].job.subscription, devices[1]);
+    assert_eq!(leased[0].job.fallback, JobFallback::Visual);
+    deliver_all(&harness, &leased).await;
+    assert_eq!(
+        state_at(&harness, &alice, id, devices[1]).await,
+        DeliveryState::FallbackDelivered {
+            at: harness.clock_now(),
+            text_shortened: false
+        }
+    );
+    assert_eq!(harness.store.next_due().await.unwrap(), None);
+    assert_eq!(
+        state_at(&harness, &alice, id, devices[0]).await,
+        DeliveryState::Fetched { at: fetched_at }
+    );
+}
+
+/// Contract: an acknowledgement while the raw push is on its way disarms its fallback; a
+/// replace supersedes a waiting fallback; a fallback due after the notification expires is
+/// dropped with it; only the user's own devices acknowledge.
+pub async fn fallbacks_are_disarmed_superseded_and_expire(harness: Harness) {
+    let alice = user("alice");
+    let mut devices = Vec::new();
+    for device in [1, 2] {
+        let outcome = harness
+            .service
+            .subscribe(caller(&alice), channel("ios", device))
+            .await
+            .unwrap();
+        devices.push(outcome.subscription.id);
+    }
+    let bob = user("bob");
+    let bobs = harness
+        .service
+        .subscribe(caller(&bob), channel("ios", 9))
+        .await
+        .unwrap()
+        .subscription
+        .id;
+    let first = harness
+        .service
+        .create(caller(&alice), with_fallback("n1"))
+        .await
+        .unwrap()
+        .notification;
+    let leased = harness
+        .store
+        .lease_due(harness.clock_now(), 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 2);
+    for stranger in [bobs, SubscriptionId::from_parts(1, [7; 10])] {
+        assert_eq!(
+            harness
+                .service
+                .acknowledge(caller(&alice), first.id, stranger)
+                .await,
+            Err(Error::NotFound)
+        );
+    }
+    harness
+        .service
+        .acknowledge(caller(&alice), first.id, devices[0])
+        .await
+        .unwrap();
+    deliver_all(&harness, &leased).await;
+    assert!(matches!(
+        state_at(&harness, &alice, first.id, devices[0]).await,
+        DeliveryState::Delivered { .. }
+    ));
+    assert!(matches!(
+        state_at(&harness, &alice, first.id, devices[1]).await,
+        DeliveryState::AwaitingFetch { .. }
+    ));
+
+    // A replace supersedes the waiting fallback: the new content's raw push goes out now.
+    harness.advance(Duration::from_secs(10));
+    let replaced = harness
+        .service
+        .create(caller(&alice), with_fallback("n1"))
+        .await
+        .unwrap();
+    assert!(replaced.replaced);
+    let leased = harness
+        .store
+        .lease_due(harness.clock_now(), 10, LEASE)
+        .await
+        .unwrap();
+    let to_second = leased
+        .iter()
+        .find(|leased| leased.job.subscription == devices[1])
+        .unwrap();
+    assert_eq!(to_second.job.change_seq, replaced.notification.change_seq);
+    assert!(matches!(to_second.job.fallback, JobFallback::Armed { .. }));
+    deliver_all(&harness, &leased).await;
+
+    // A fallback that would come after the notification's expiration is never sent.
+    let short = NotificationDraft {
+        expiration_date_time: Some(
+            harness
+                .clock_now()
+                .saturating_add(Duration::from_secs(90))
+                .to_rfc3339(),
+        ),
+        ..with_fallback("short")
+    };
+    let short = harness
+        .service
+        .create(caller(&alice), short)
+        .await
+        .unwrap()
+        .notification;
+    let leased = harness
+        .store
+        .lease_due(harness.clock_now(), 10, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 2);
+    deliver_all(&harness, &leased).await;
+    harness.advance(Duration::from_secs(95));
+    let leased = harness
+        .store
+        .lease_due(harness.clock_now(), 10, LEASE)
+        .await
+        .unwrap();
+    // What is due: the replacement's fallbacks (its raw pushes were delivered and nobody
+    // fetched it), not the expired one's.
+    assert_eq!(leased.len(), 2, "{leased:?}");
+    for leased in &leased {
+        assert_eq!(leased.notification.id, first.id);
+        assert_eq!(leased.job.fallback, JobFallback::Visual);
+    }
+    deliver_all(&harness, &leased).await;
+    assert_eq!(harness.store.next_due().await.unwrap(), None);
+    assert_eq!(
+        harness.service.get(caller(&alice), short.id).await,
+        Err(Error::NotFound),
+        "expired"
+    );
 }

@@ -154,6 +154,8 @@ macro_rules! contract_suite {
             due_jobs_are_leased_beside_handed_over_ones,
             jobs_written_due_are_leased_beside_handed_over_ones,
             settlements_update_jobs_and_status,
+            a_fallback_follows_an_unfetched_raw_push,
+            fallbacks_are_disarmed_superseded_and_expire,
             a_newer_change_supersedes_an_in_flight_job,
             expiry_removes_everything,
             jobs_of_expired_notifications_are_dropped,

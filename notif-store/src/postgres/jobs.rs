@@ -92,6 +92,34 @@ pub(crate) async fn update_jobs(
     Ok(())
 }
 
+/// Overwrites the records of jobs that exist and are locked by the caller's transaction,
+/// leaving their due time and lease as they are.
+pub(crate) async fn update_records(
+    client: &impl GenericClient,
+    records: Vec<((Uuid, Uuid), Vec<u8>)>,
+) -> Result<(), TxError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut notifications = Vec::with_capacity(records.len());
+    let mut subscriptions = Vec::with_capacity(records.len());
+    let mut bytes = Vec::with_capacity(records.len());
+    for ((notification, subscription), record) in records {
+        notifications.push(notification);
+        subscriptions.push(subscription);
+        bytes.push(record);
+    }
+    execute(
+        client,
+        "UPDATE notif_jobs j SET record = k.record \
+         FROM unnest($1::uuid[], $2::uuid[], $3::bytea[]) AS k(notification, subscription, record) \
+         WHERE j.notification = k.notification AND j.subscription = k.subscription",
+        &[&notifications, &subscriptions, &bytes],
+    )
+    .await?;
+    Ok(())
+}
+
 /// Job columns as the arrays a batch statement takes.
 #[derive(Default)]
 struct Columns {

@@ -339,6 +339,25 @@ impl NotificationStore for PostgresStore {
             .await
     }
 
+    async fn record_fetch(
+        &self,
+        feed: &FeedKey,
+        subscription: SubscriptionId,
+        notifications: &[NotificationId],
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        let notifications = Arc::new(notifications.to_vec());
+        let feed = Arc::new(feed.clone());
+        self.write(|transaction| {
+            let notifications = Arc::clone(&notifications);
+            let feed = Arc::clone(&feed);
+            Box::pin(async move {
+                queue::record_fetch(transaction, &feed, subscription, &notifications, now).await
+            })
+        })
+        .await
+    }
+
     async fn expire(&self, now: Timestamp, limit: usize) -> Result<usize, StoreError> {
         self.write(|transaction| Box::pin(expiry::expire(transaction, now, limit)))
             .await

@@ -12,17 +12,19 @@ use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 use notif_core::delivery::{DeliveryRecord, DeliveryState, Settlement};
+use notif_core::fallback::{self, AtFetch, JobFallback};
 use notif_core::fanout::DeliveryJob;
+use notif_core::ids::{NotificationId, SubscriptionId};
 use notif_core::notification::FeedKey;
 use notif_core::ports::LeasedJob;
 use notif_core::queue::{self, AtLease, AtSettle, Held};
 use notif_core::time::Timestamp;
 use uuid::Uuid;
 
-use super::jobs::{self, delete_jobs, lock_jobs, put_statuses, update_jobs};
+use super::jobs::{self, delete_jobs, lock_jobs, put_statuses, update_jobs, update_records};
 use super::rows::{self, JobColumns};
 use super::tx::{TxError, execute, query};
-use crate::records::JobRecord;
+use crate::records::{JobRecord, encode};
 
 /// Leases up to `limit` due jobs — skipping those another transaction holds — dropping the
 /// ones whose notification expired or whose endpoint is gone.
@@ -219,7 +221,11 @@ pub(crate) async fn settle(
             _ => None,
         };
         let attempts = job.attempts.saturating_add(1);
-        match settlement {
+        let settlement = match &current {
+            Some((_, held)) => settlement.clone().given_held(held.fallback, now),
+            None => settlement.clone(),
+        };
+        match &settlement {
             Settlement::RemoveSubscription => {
                 outcome
                     .removed_subscriptions
@@ -260,9 +266,68 @@ pub(crate) async fn settle(
                     ));
                 }
             }
+            Settlement::Fallback { due } => {
+                if let Some((feed, current)) = current {
+                    let visual = DeliveryJob {
+                        due: *due,
+                        attempts: 0,
+                        fallback: JobFallback::Visual,
+                        ..current
+                    };
+                    stored.insert(key, JobRecord::new(&visual, &feed));
+                    outcome.requeue(&feed, visual);
+                    outcome.statuses.push(DeliveryRecord::of(
+                        job,
+                        settlement.state(),
+                        attempts,
+                        now,
+                    ));
+                }
+            }
         }
     }
     outcome.write(client).await
+}
+
+/// Stops the fallbacks of `notifications` (of `feed`) to `subscription`, whose device
+/// fetched them at `now`, as [`fallback::at_fetch`] decides; returns how many were stopped.
+pub(crate) async fn record_fetch(
+    client: &impl GenericClient,
+    feed: &FeedKey,
+    subscription: SubscriptionId,
+    notifications: &[NotificationId],
+    now: Timestamp,
+) -> Result<usize, TxError> {
+    let keys: Vec<_> = notifications
+        .iter()
+        .map(|notification| (*notification.as_uuid(), *subscription.as_uuid()))
+        .collect();
+    let mut disarmed = Vec::new();
+    let mut cancelled = Vec::new();
+    let mut statuses = Vec::new();
+    for (key, record) in lock_jobs(client, &keys).await? {
+        let (job_feed, held) = record.clone().into_domain(&key)?;
+        if &job_feed != feed {
+            continue;
+        }
+        match fallback::at_fetch(Some(held.fallback)) {
+            AtFetch::Disarm => disarmed.push((jobs::key(&held), encode(&record.disarmed()))),
+            AtFetch::Cancel => cancelled.push(jobs::key(&held)),
+            AtFetch::Nothing => continue,
+        }
+        statuses.push(DeliveryRecord::of(
+            &held,
+            DeliveryState::Fetched { at: now },
+            held.attempts,
+            now,
+        ));
+    }
+    futures_util::try_join!(
+        update_records(client, disarmed),
+        delete_jobs(client, &cancelled),
+        put_statuses(client, &statuses),
+    )?;
+    Ok(statuses.len())
 }
 
 /// Gives back leased jobs that were not sent: each due again at `due`, unless it changed

@@ -14,5 +14,5 @@ mod subscriptions;
 pub(crate) use expiry::expire;
 pub(crate) use feed::write_feed;
 pub(crate) use identity::{add_signing_key, grant_refresh, signing_keys, spend_refresh};
-pub(crate) use queue::{lease_due, release, release_leases, settle, void_leases};
+pub(crate) use queue::{lease_due, record_fetch, release, release_leases, settle, void_leases};
 pub(crate) use subscriptions::{subscribe, unsubscribe};

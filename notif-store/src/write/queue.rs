@@ -5,7 +5,9 @@ use std::ops::{Bound, ControlFlow};
 use std::time::Duration;
 
 use notif_core::delivery::{DeliveryRecord, DeliveryState, Settlement};
+use notif_core::fallback::{self, AtFetch, JobFallback};
 use notif_core::fanout::DeliveryJob;
+use notif_core::ids::{NotificationId, SubscriptionId};
 use notif_core::notification::FeedKey;
 use notif_core::ports::{LeasedJob, StoreError};
 use notif_core::queue::{self, AtLease, AtSettle, Held};
@@ -275,6 +277,10 @@ fn settle_one<E: Engine + ?Sized>(
         (AtSettle::ReleaseSuccessor | AtSettle::Stale, _) => None,
     };
     let attempts = job.attempts.saturating_add(1);
+    let settlement = match &current {
+        Some((_, held)) => settlement.given_held(held.fallback, now),
+        None => settlement,
+    };
     match settlement {
         Settlement::RemoveSubscription => {
             if let Some(subscription) = tx.subscription(job.subscription)? {
@@ -312,6 +318,61 @@ fn settle_one<E: Engine + ?Sized>(
                 );
             }
         }
+        Settlement::Fallback { due } => {
+            if let Some((feed, current)) = current {
+                let visual = DeliveryJob {
+                    due,
+                    attempts: 0,
+                    fallback: JobFallback::Visual,
+                    ..current.clone()
+                };
+                requeue(tx, &feed, current.due, &visual);
+                put_status(
+                    tx,
+                    job,
+                    DeliveryState::AwaitingFetch { fallback_at: due },
+                    attempts,
+                    now,
+                );
+            }
+        }
     }
     Ok(())
+}
+
+/// Stops the fallbacks of `notifications` (of `feed`) to `subscription`, whose device fetched
+/// them at `now`, as [`fallback::at_fetch`] decides; returns how many were stopped.
+pub(crate) fn record_fetch<E: Engine + ?Sized>(
+    tx: &mut Tx<'_, E>,
+    feed: &FeedKey,
+    subscription: SubscriptionId,
+    notifications: &[NotificationId],
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    let mut stopped = 0;
+    for &notification in notifications {
+        let key = keys::job_key(notification, subscription);
+        let Some(record) = tx.record::<JobRecord>(Tree::Jobs, &key)? else {
+            continue;
+        };
+        let (job_feed, held) = record.clone().into_domain(&key)?;
+        if &job_feed != feed {
+            continue;
+        }
+        match fallback::at_fetch(Some(held.fallback)) {
+            // Only the stage changes: a lease on the raw push stays as it is.
+            AtFetch::Disarm => tx.put(Tree::Jobs, key, &record.disarmed()),
+            AtFetch::Cancel => remove_job(tx, &held),
+            AtFetch::Nothing => continue,
+        }
+        put_status(
+            tx,
+            &held,
+            DeliveryState::Fetched { at: now },
+            held.attempts,
+            now,
+        );
+        stopped += 1;
+    }
+    Ok(stopped)
 }

@@ -34,6 +34,7 @@ mod chaos;
 mod cluster;
 mod crash;
 mod edge;
+mod fallback;
 mod graph;
 mod grpc;
 mod outage;

@@ -123,6 +123,23 @@ pub(crate) fn create_request_from_seed(
         display_time_to_live: number_or_text(&body["displayTimeToLive"])?,
         expiration,
         subscription_id: String::new(),
+        fallback_policy: body["fallbackPolicy"]
+            .as_object()
+            .map(|policy| -> anyhow::Result<_> {
+                Ok(pb::FallbackPolicyDraft {
+                    platform_types: policy
+                        .get("platformTypes")
+                        .and_then(Value::as_array)
+                        .map(|platforms| platforms.iter().filter_map(text).collect())
+                        .unwrap_or_default(),
+                    fallback_delay_in_seconds: policy
+                        .get("fallbackDelayInSeconds")
+                        .map(number_or_text)
+                        .transpose()?
+                        .flatten(),
+                })
+            })
+            .transpose()?,
     })
 }
 
