@@ -5,12 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
 use notif_core::feed::{StateChange, Target};
 use notif_core::ids::{AppNotificationId, GroupName};
 use notif_core::notification::{ChangeSeq, ReadState, Status, UserActionState};
@@ -20,6 +18,8 @@ use serde_json::json;
 
 use super::edge::ApiVersion;
 use super::json;
+use super::openapi::{ApiRoutes, Mount, Operation};
+use super::schemas;
 use crate::convert;
 use crate::error::ApiError;
 use crate::state::{Authenticated, ServerState};
@@ -27,27 +27,106 @@ use crate::state::{Authenticated, ServerState};
 type Shared = State<Arc<ServerState>>;
 type Params = Query<HashMap<String, String>>;
 
-pub(super) fn routes() -> Router<Arc<ServerState>> {
-    Router::new()
+pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
+    let notification = || schemas::component("Notification");
+    let uns_id = "The device's subscription id: names the user for app-only tokens, and the \
+                  reading device (a read of a notification with a fallbackPolicy counts as \
+                  that device fetching it)";
+    ApiRoutes::new()
         .route(
-            "/me/notifications",
-            post(create).get(list).delete(delete_by_query),
-        )
-        .route("/me/notifications/changes", get(changes))
-        .route(
-            "/me/notifications/subscriptions",
-            post(subscribe).get(subscriptions),
-        )
-        .route("/me/notifications/subscriptions/{id}", delete(unsubscribe))
-        .route(
-            "/me/notifications/{id}",
-            get(get_one).patch(update).delete(delete_one),
+            Mount::Graph,
+            Operation::new(Method::POST, "/me/notifications", "Create a notification, or replace the live one with the same appNotificationId")
+                .json_body(schemas::component("NotificationCreate"))
+                .header("X-UNS-ID", uns_id)
+                .json(201, "Created", notification())
+                .json(200, "Replaced", notification()),
+            create,
         )
         .route(
-            "/me/notifications/{id}/deliveryStatus",
-            get(delivery_status),
+            Mount::Graph,
+            Operation::new(Method::GET, "/me/notifications", "A page of the feed, newest first")
+                .query("$top", "Page size, 1-1000 (default 50)")
+                .query("$skiptoken", "Where the page starts (from @odata.nextLink)")
+                .query("status", "active (default), deleted or all")
+                .query("readState", "unread or read")
+                .query("userActionState", "noInteraction, activated, dismissed or snoozed")
+                .query("groupName", "Only this group")
+                .header("X-UNS-ID", uns_id)
+                .json(200, "The page", schemas::component("NotificationList")),
+            list,
         )
-        .route("/me/notifications/{id}/acknowledge", post(acknowledge))
+        .route(
+            Mount::Graph,
+            Operation::new(Method::DELETE, "/me/notifications", "Delete by appNotificationId or groupName")
+                .query("appNotificationId", "The notification's key")
+                .query("groupName", "Every live notification of the group")
+                .answers(204, "Deleted", None),
+            delete_by_query,
+        )
+        .route(
+            Mount::Graph,
+            Operation::new(Method::GET, "/me/notifications/changes", "The changes after a cursor, oldest first; with Accept: text/event-stream a live Server-Sent Events stream")
+                .query("cursor", "The last changeSeq applied (default 0), or latest")
+                .query("limit", "At most this many, 1-1000 (default 100)")
+                .header("Last-Event-ID", "For the event stream: resume after this changeSeq")
+                .header("X-UNS-ID", uns_id)
+                .json(200, "The changes", schemas::component("ChangeList"))
+                .answers(200, "The event stream", Some(("text/event-stream", json!({"type": "string"})))),
+            changes,
+        )
+        .route(
+            Mount::Graph,
+            Operation::new(Method::POST, "/me/notifications/subscriptions", "Register a device endpoint, or renew the one with the same channel")
+                .json_body(schemas::component("SubscriptionCreate"))
+                .json(201, "Registered", schemas::component("Subscription"))
+                .json(200, "Renewed", schemas::component("Subscription")),
+            subscribe,
+        )
+        .route(
+            Mount::Graph,
+            Operation::new(Method::GET, "/me/notifications/subscriptions", "The user's live device endpoints")
+                .json(200, "The endpoints", schemas::component("SubscriptionList")),
+            subscriptions,
+        )
+        .route(
+            Mount::Graph,
+            Operation::new(Method::DELETE, "/me/notifications/subscriptions/{id}", "Remove a device endpoint")
+                .answers(204, "Removed", None),
+            unsubscribe,
+        )
+        .route(
+            Mount::Graph,
+            Operation::new(Method::GET, "/me/notifications/{id}", "One notification")
+                .header("X-UNS-ID", uns_id)
+                .json(200, "The notification", notification()),
+            get_one,
+        )
+        .route(
+            Mount::Graph,
+            Operation::new(Method::PATCH, "/me/notifications/{id}", "Set readState and/or userActionState; synced to the user's other devices")
+                .json_body(schemas::component("StateChange"))
+                .json(200, "The notification", notification()),
+            update,
+        )
+        .route(
+            Mount::Graph,
+            Operation::new(Method::DELETE, "/me/notifications/{id}", "Delete, leaving a tombstone that syncs the removal")
+                .answers(204, "Deleted", None),
+            delete_one,
+        )
+        .route(
+            Mount::Graph,
+            Operation::new(Method::GET, "/me/notifications/{id}/deliveryStatus", "Where the pushes of the notification stand, per endpoint")
+                .json(200, "Per endpoint", schemas::component("DeliveryStatusList")),
+            delivery_status,
+        )
+        .route(
+            Mount::Graph,
+            Operation::new(Method::POST, "/me/notifications/{id}/acknowledge", "The device named by X-UNS-ID has the notification: no fallback push follows")
+                .header("X-UNS-ID", "The acknowledging device's subscription id (required)")
+                .answers(204, "Acknowledged", None),
+            acknowledge,
+        )
 }
 
 async fn authenticate(

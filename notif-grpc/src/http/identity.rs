@@ -6,23 +6,84 @@ use axum::body::Bytes;
 use std::net::SocketAddr;
 
 use axum::Extension;
+use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use notif_auth::{OAuthError, TokenRequest};
 use serde::Deserialize;
 
+use super::openapi::{ApiRoutes, Mount, Operation};
+use super::schemas;
 use crate::error::graph_error;
 use crate::state::ServerState;
 
-pub(super) fn routes() -> Router<Arc<ServerState>> {
-    Router::new()
-        .route("/oauth2/v2.0/token", post(token))
-        .route("/dev/sign-in", post(sign_in))
-        .route("/.well-known/openid-configuration", get(discovery))
-        .route("/.well-known/jwks.json", get(jwks))
+pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
+    let form = |name| {
+        Some((
+            "application/x-www-form-urlencoded",
+            schemas::component(name),
+        ))
+    };
+    ApiRoutes::new()
+        .route(
+            Mount::Root,
+            Operation::new(
+                Method::POST,
+                "/oauth2/v2.0/token",
+                "The embedded identity provider's token endpoint",
+            )
+            .answers(
+                200,
+                "A token",
+                Some(("application/json", schemas::component("Token"))),
+            )
+            .answers(
+                400,
+                "An OAuth error",
+                Some(("application/json", schemas::component("OAuthError"))),
+            )
+            .form_body(form("TokenRequest")),
+            token,
+        )
+        .route(
+            Mount::Root,
+            Operation::new(
+                Method::POST,
+                "/dev/sign-in",
+                "Development mode: a user token without a password",
+            )
+            .answers(
+                200,
+                "A token",
+                Some(("application/json", schemas::component("Token"))),
+            )
+            .form_body(form("SignIn")),
+            sign_in,
+        )
+        .route(
+            Mount::Root,
+            Operation::new(
+                Method::GET,
+                "/.well-known/openid-configuration",
+                "OpenID Connect discovery",
+            )
+            .json(
+                200,
+                "The configuration",
+                schemas::component("OpenIdConfiguration"),
+            ),
+            discovery,
+        )
+        .route(
+            Mount::Root,
+            Operation::new(Method::GET, "/.well-known/jwks.json", "The signing keys").json(
+                200,
+                "The keys",
+                schemas::component("Jwks"),
+            ),
+            jwks,
+        )
 }
 
 fn no_identity_provider() -> Response {

@@ -2,24 +2,75 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine as _;
 use serde_json::json;
 
+use super::openapi::{ApiRoutes, Mount, Operation};
+use super::schemas;
 use crate::error::graph_error;
 use crate::state::ServerState;
 
-pub(super) fn routes() -> Router<Arc<ServerState>> {
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/dev/sandbox", get(sandbox))
-        .route("/dev/sandbox/pushes", get(sandbox_pushes))
+pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
+    let text = |description| {
+        Some((
+            "text/plain",
+            json!({"type": "string", "description": description}),
+        ))
+    };
+    ApiRoutes::new()
+        .route(
+            Mount::Root,
+            Operation::new(Method::GET, "/healthz", "Liveness").answers(200, "ok", text("ok")),
+            || async { "ok" },
+        )
+        .route(
+            Mount::Root,
+            Operation::new(
+                Method::GET,
+                "/readyz",
+                "Readiness: the store takes writes and the dispatcher runs",
+            )
+            .answers(200, "Ready", text("ready (node <name>)"))
+            .answers(503, "Not ready", text("what is wrong")),
+            ready,
+        )
+        .route(
+            Mount::Root,
+            Operation::new(Method::GET, "/metrics", "Prometheus metrics").answers(
+                200,
+                "The metrics",
+                text("Prometheus text exposition format"),
+            ),
+            metrics,
+        )
+        .route(
+            Mount::Root,
+            Operation::new(
+                Method::GET,
+                "/dev/sandbox",
+                "Development mode: the sandbox providers' page",
+            )
+            .answers(
+                200,
+                "A page",
+                Some(("text/html", json!({"type": "string"}))),
+            ),
+            sandbox,
+        )
+        .route(
+            Mount::Root,
+            Operation::new(
+                Method::GET,
+                "/dev/sandbox/pushes",
+                "Development mode: the pushes the sandbox providers received",
+            )
+            .json(200, "The pushes", schemas::component("SandboxPushes")),
+            sandbox_pushes,
+        )
 }
 
 /// Ready when not shutting down, the store takes writes and the dispatcher runs; otherwise

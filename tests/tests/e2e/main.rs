@@ -37,6 +37,7 @@ mod edge;
 mod fallback;
 mod graph;
 mod grpc;
+mod openapi;
 mod outage;
 mod security;
 mod stream;

@@ -4,21 +4,47 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use serde_json::json;
 
+use super::openapi::{ApiRoutes, Mount, Operation};
 use crate::state::ServerState;
 
 const MODULE: &str = include_str!("notif-inbox.js");
 const DEMO: &str = include_str!("demo.html");
 
-pub(super) fn routes() -> Router<Arc<ServerState>> {
-    Router::new()
-        .route("/notif-inbox.js", get(module))
-        .route("/dev/inbox", get(demo))
+pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
+    ApiRoutes::new()
+        .route(
+            Mount::Root,
+            Operation::new(
+                Method::GET,
+                "/notif-inbox.js",
+                "The web inbox: an ES module (NotifInbox, <notif-inbox>)",
+            )
+            .answers(
+                200,
+                "The module",
+                Some(("text/javascript", json!({"type": "string"}))),
+            ),
+            module,
+        )
+        .route(
+            Mount::Root,
+            Operation::new(
+                Method::GET,
+                "/dev/inbox",
+                "Development mode: the inbox demo page",
+            )
+            .answers(
+                200,
+                "A page",
+                Some(("text/html", json!({"type": "string"}))),
+            ),
+            demo,
+        )
 }
 
 async fn module() -> Response {
