@@ -255,6 +255,26 @@ impl Settlement {
         }
     }
 
+    /// The job a store keeps for this settlement of `held`, its job as stored, after
+    /// `attempts` attempts: the same job due again later, or — for a delivered raw push with
+    /// a fallback — the fallback's visual push, not attempted yet. `None`: the job goes.
+    pub fn kept_job(&self, held: &DeliveryJob, attempts: u32) -> Option<DeliveryJob> {
+        match *self {
+            Settlement::Reschedule { due } => Some(DeliveryJob {
+                due,
+                attempts,
+                ..held.clone()
+            }),
+            Settlement::Fallback { due } => Some(DeliveryJob {
+                due,
+                attempts: 0,
+                fallback: JobFallback::Visual,
+                ..held.clone()
+            }),
+            Settlement::Done(_) | Settlement::RemoveSubscription => None,
+        }
+    }
+
     /// The delivery state a store records for this settlement.
     pub fn state(&self) -> DeliveryState {
         match self {

@@ -1451,6 +1451,15 @@ fn with_fallback(key: &str) -> NotificationDraft {
     }
 }
 
+/// Leases what is due now.
+async fn lease_now(harness: &Harness) -> Vec<LeasedJob> {
+    harness
+        .store
+        .lease_due(harness.clock_now(), 10, LEASE)
+        .await
+        .unwrap()
+}
+
 /// Settles `leased` as the dispatcher does when the provider accepted every push.
 async fn deliver_all(harness: &Harness, leased: &[LeasedJob]) {
     let now = harness.clock_now();
@@ -1512,11 +1521,7 @@ pub async fn a_fallback_follows_an_unfetched_raw_push(harness: Harness) {
         .unwrap();
     let id = created.notification.id;
     assert!(created.notification.fallback_policy.is_some());
-    let leased = harness
-        .store
-        .lease_due(harness.clock_now(), 10, LEASE)
-        .await
-        .unwrap();
+    let leased = lease_now(&harness).await;
     assert_eq!(leased.len(), 3);
     for leased in &leased {
         let armed = leased.job.platform == Platform::Ios;
@@ -1564,11 +1569,7 @@ pub async fn a_fallback_follows_an_unfetched_raw_push(harness: Harness) {
     );
 
     harness.advance(Duration::from_secs(31));
-    let leased = harness
-        .store
-        .lease_due(harness.clock_now(), 10, LEASE)
-        .await
-        .unwrap();
+    let leased = lease_now(&harness).await;
     assert_eq!(leased.len(), 1, "only the device that did not fetch");
     assert_eq!(leased[0].job.subscription, devices[1]);
     assert_eq!(leased[0].job.fallback, JobFallback::Visual);
@@ -1615,11 +1616,7 @@ pub async fn fallbacks_are_disarmed_superseded_and_expire(harness: Harness) {
         .await
         .unwrap()
         .notification;
-    let leased = harness
-        .store
-        .lease_due(harness.clock_now(), 10, LEASE)
-        .await
-        .unwrap();
+    let leased = lease_now(&harness).await;
     assert_eq!(leased.len(), 2);
     for stranger in [bobs, SubscriptionId::from_parts(1, [7; 10])] {
         assert_eq!(
@@ -1653,11 +1650,7 @@ pub async fn fallbacks_are_disarmed_superseded_and_expire(harness: Harness) {
         .await
         .unwrap();
     assert!(replaced.replaced);
-    let leased = harness
-        .store
-        .lease_due(harness.clock_now(), 10, LEASE)
-        .await
-        .unwrap();
+    let leased = lease_now(&harness).await;
     let to_second = leased
         .iter()
         .find(|leased| leased.job.subscription == devices[1])
@@ -1682,19 +1675,11 @@ pub async fn fallbacks_are_disarmed_superseded_and_expire(harness: Harness) {
         .await
         .unwrap()
         .notification;
-    let leased = harness
-        .store
-        .lease_due(harness.clock_now(), 10, LEASE)
-        .await
-        .unwrap();
+    let leased = lease_now(&harness).await;
     assert_eq!(leased.len(), 2);
     deliver_all(&harness, &leased).await;
     harness.advance(Duration::from_secs(95));
-    let leased = harness
-        .store
-        .lease_due(harness.clock_now(), 10, LEASE)
-        .await
-        .unwrap();
+    let leased = lease_now(&harness).await;
     // What is due: the replacement's fallbacks (its raw pushes were delivered and nobody
     // fetched it), not the expired one's.
     assert_eq!(leased.len(), 2, "{leased:?}");

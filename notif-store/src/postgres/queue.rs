@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use deadpool_postgres::GenericClient;
 use notif_core::delivery::{DeliveryRecord, DeliveryState, Settlement};
-use notif_core::fallback::{self, AtFetch, JobFallback};
+use notif_core::fallback::{self, AtFetch};
 use notif_core::fanout::DeliveryJob;
 use notif_core::ids::{NotificationId, SubscriptionId};
 use notif_core::notification::FeedKey;
@@ -249,33 +249,12 @@ pub(crate) async fn settle(
                         .push(DeliveryRecord::of(job, state.clone(), attempts, now));
                 }
             }
-            Settlement::Reschedule { due } => {
-                if let Some((feed, current)) = current {
-                    let rescheduled = DeliveryJob {
-                        due: *due,
-                        attempts,
-                        ..current
-                    };
-                    stored.insert(key, JobRecord::new(&rescheduled, &feed));
-                    outcome.requeue(&feed, rescheduled);
-                    outcome.statuses.push(DeliveryRecord::of(
-                        job,
-                        DeliveryState::Retrying { next_attempt: *due },
-                        attempts,
-                        now,
-                    ));
-                }
-            }
-            Settlement::Fallback { due } => {
-                if let Some((feed, current)) = current {
-                    let visual = DeliveryJob {
-                        due: *due,
-                        attempts: 0,
-                        fallback: JobFallback::Visual,
-                        ..current
-                    };
-                    stored.insert(key, JobRecord::new(&visual, &feed));
-                    outcome.requeue(&feed, visual);
+            Settlement::Reschedule { .. } | Settlement::Fallback { .. } => {
+                if let Some((feed, current)) = current
+                    && let Some(kept) = settlement.kept_job(&current, attempts)
+                {
+                    stored.insert(key, JobRecord::new(&kept, &feed));
+                    outcome.requeue(&feed, kept);
                     outcome.statuses.push(DeliveryRecord::of(
                         job,
                         settlement.state(),

@@ -5,7 +5,7 @@ use std::ops::{Bound, ControlFlow};
 use std::time::Duration;
 
 use notif_core::delivery::{DeliveryRecord, DeliveryState, Settlement};
-use notif_core::fallback::{self, AtFetch, JobFallback};
+use notif_core::fallback::{self, AtFetch};
 use notif_core::fanout::DeliveryJob;
 use notif_core::ids::{NotificationId, SubscriptionId};
 use notif_core::notification::FeedKey;
@@ -301,39 +301,12 @@ fn settle_one<E: Engine + ?Sized>(
                 put_status(tx, job, state, attempts, now);
             }
         }
-        Settlement::Reschedule { due } => {
-            if let Some((feed, current)) = current {
-                let rescheduled = DeliveryJob {
-                    due,
-                    attempts,
-                    ..current.clone()
-                };
-                requeue(tx, &feed, current.due, &rescheduled);
-                put_status(
-                    tx,
-                    job,
-                    DeliveryState::Retrying { next_attempt: due },
-                    attempts,
-                    now,
-                );
-            }
-        }
-        Settlement::Fallback { due } => {
-            if let Some((feed, current)) = current {
-                let visual = DeliveryJob {
-                    due,
-                    attempts: 0,
-                    fallback: JobFallback::Visual,
-                    ..current.clone()
-                };
-                requeue(tx, &feed, current.due, &visual);
-                put_status(
-                    tx,
-                    job,
-                    DeliveryState::AwaitingFetch { fallback_at: due },
-                    attempts,
-                    now,
-                );
+        Settlement::Reschedule { .. } | Settlement::Fallback { .. } => {
+            if let Some((feed, current)) = current
+                && let Some(kept) = settlement.kept_job(&current, attempts)
+            {
+                requeue(tx, &feed, current.due, &kept);
+                put_status(tx, job, settlement.state(), attempts, now);
             }
         }
     }
