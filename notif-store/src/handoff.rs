@@ -17,15 +17,23 @@
 //! any more), and its group's commit removes it, or a failed commit or command returns it.
 //! If the dispatcher stops leasing while the store stays open, the jobs it never took come
 //! back when their lease lapses.
+//!
+//! On PostgreSQL each node has its own hand-off: a node's writes lease their jobs to that
+//! node (`lease_owner`), in the write's transaction, and only its dispatcher takes them from
+//! memory. Another node's write finds such a job in flight and waits behind it, as behind any
+//! lease; removing or renewing a subscription withdraws its jobs from the local hand-off only
+//! (another node may still send one it holds, which is at-least-once delivery).
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use notif_core::fanout::DeliveryJob;
+use notif_core::feed::FeedWrite;
 use notif_core::ids::{NotificationId, SubscriptionId};
-use notif_core::notification::ChangeSeq;
-use notif_core::ports::LeasedJob;
+use notif_core::notification::{ChangeSeq, Notification};
+use notif_core::ports::{LeasedJob, StoreError};
+use notif_core::subscription::Subscription;
 use notif_core::time::Timestamp;
 
 use crate::engine::{Tree, WriteBatch};
@@ -47,7 +55,8 @@ pub(crate) struct Handoff {
 /// A job in the hand-off, by its (notification, endpoint) and change.
 pub(crate) type HandedOver = (NotificationId, SubscriptionId, ChangeSeq);
 
-fn handed_over(job: &DeliveryJob) -> HandedOver {
+/// The hand-off's key of `job`.
+pub(crate) fn handed_over(job: &DeliveryJob) -> HandedOver {
     (job.notification, job.subscription, job.change_seq)
 }
 
@@ -143,9 +152,15 @@ impl Handoff {
             .and_then(|((_, key), _)| keys::array_at::<8>(key, 0))
             .map(keys::time_from_bytes);
         if let Some(earliest) = earliest {
-            let mut state = self.lock();
-            state.written_due = Some(state.written_due.map_or(earliest, |due| due.min(earliest)));
+            self.due_written(earliest);
         }
+    }
+
+    /// Notes that a committed write queued a job due at `due` in the store (not handed
+    /// over), so a lease scans once it is due.
+    pub(crate) fn due_written(&self, due: Timestamp) {
+        let mut state = self.lock();
+        state.written_due = Some(state.written_due.map_or(due, |written| written.min(due)));
     }
 
     /// Records a scan of the due index at `now`; `exhausted` when it found all that was due.
@@ -232,6 +247,59 @@ impl Handoff {
             .drain(..)
             .map(|waiting| (waiting.written, waiting.job))
             .collect()
+    }
+}
+
+/// The notification and endpoint of `job` when both stay sendable until `lease_end`: the
+/// notification unexpired, the subscription live. Otherwise the job is written due, and a
+/// lease decides at send time.
+pub(crate) fn sendable_until<'a>(
+    write: &'a FeedWrite,
+    subscriptions: &'a [Subscription],
+    job: &DeliveryJob,
+    lease_end: Timestamp,
+) -> Option<(&'a Notification, &'a Subscription)> {
+    let notification = write
+        .changes
+        .iter()
+        .map(|(notification, _)| notification)
+        .find(|notification| notification.id == job.notification)
+        .filter(|notification| notification.expiration > lease_end)?;
+    let subscription = subscriptions
+        .iter()
+        .find(|subscription| subscription.id == job.subscription)
+        .filter(|subscription| subscription.is_live(lease_end))?;
+    Some((notification, subscription))
+}
+
+/// Leases for a dispatcher at `now`: the hand-off's jobs first, then — when the hand-off
+/// says the store's due jobs need a look — `scan(wanted)` for the rest. The jobs taken from
+/// the hand-off go even when the scan fails (it is retried next time).
+pub(crate) async fn lease<Scan, Scanning>(
+    handoff: &Handoff,
+    now: Timestamp,
+    limit: usize,
+    lease: Duration,
+    scan: Scan,
+) -> Result<Vec<LeasedJob>, StoreError>
+where
+    Scan: FnOnce(usize) -> Scanning,
+    Scanning: Future<Output = Result<Vec<LeasedJob>, StoreError>>,
+{
+    let taken = handoff.take(now, limit, lease);
+    let mut leased = taken.jobs;
+    if !taken.scan {
+        return Ok(leased);
+    }
+    let wanted = limit - leased.len();
+    match scan(wanted).await {
+        Ok(found) => {
+            handoff.scanned(now, found.len() < wanted);
+            leased.extend(found);
+            Ok(leased)
+        }
+        Err(_) if !leased.is_empty() => Ok(leased),
+        Err(error) => Err(error),
     }
 }
 

@@ -529,26 +529,11 @@ impl<E: Engine> DeliveryQueue for Store<E> {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<LeasedJob>, StoreError> {
-        let taken = self.handoff.take(now, limit, lease);
-        let mut leased = taken.jobs;
-        if !taken.scan {
-            return Ok(leased);
-        }
-        let wanted = limit - leased.len();
         // A lease lost in a crash only makes the job due again sooner: no flush needed.
-        let scanned = self
-            .command(false, move |tx| write::lease_due(tx, now, wanted, lease))
-            .await;
-        match scanned {
-            Ok(found) => {
-                self.handoff.scanned(now, found.len() < wanted);
-                leased.extend(found);
-                Ok(leased)
-            }
-            // The jobs taken from the hand-off still go; the scan is retried next time.
-            Err(_) if !leased.is_empty() => Ok(leased),
-            Err(error) => Err(error),
-        }
+        crate::handoff::lease(&self.handoff, now, limit, lease, |wanted| {
+            self.command(false, move |tx| write::lease_due(tx, now, wanted, lease))
+        })
+        .await
     }
 
     async fn settle(

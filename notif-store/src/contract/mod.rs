@@ -36,6 +36,7 @@ use notif_core::ports::{
 pub use cases::*;
 pub use fixtures::Harness;
 pub use model::{
+    jobs_in_the_hand_off_are_superseded_and_recalled,
     jobs_waiting_for_the_dispatcher_are_not_sent_after_an_unsubscribe,
     jobs_waiting_for_the_dispatcher_at_close_are_due_after_reopen, the_store_agrees_with_the_model,
 };
@@ -168,6 +169,10 @@ macro_rules! contract_suite {
         #[test]
         fn the_store_agrees_with_the_model() {
             $crate::contract::the_store_agrees_with_the_model(&$factory);
+        }
+        #[test]
+        fn jobs_in_the_hand_off_are_superseded_and_recalled() {
+            $crate::contract::jobs_in_the_hand_off_are_superseded_and_recalled(&$factory);
         }
         #[test]
         fn jobs_waiting_for_the_dispatcher_at_close_are_due_after_reopen() {

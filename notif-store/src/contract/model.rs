@@ -596,3 +596,50 @@ pub fn jobs_waiting_for_the_dispatcher_are_not_sent_after_an_unsubscribe(
         ],
     );
 }
+
+/// Regression: jobs a write handed to the dispatcher and that it has not taken yet behave as
+/// jobs waiting in the store — a newer change supersedes one (and is what is delivered), and
+/// an unsubscribe gives one back so its lease records the endpoint gone. (Found on
+/// PostgreSQL, whose writes hand jobs over too.)
+pub fn jobs_in_the_hand_off_are_superseded_and_recalled(factory: &dyn StoreFactory) {
+    agree_with_the_model(
+        factory,
+        &[
+            Op::Subscribe { feed: 2, device: 0 },
+            Op::DeliverDue,
+            Op::Create {
+                feed: 2,
+                key: 3,
+                group: None,
+                platforms: vec![],
+                expires_in_s: 61,
+            },
+            Op::MarkRead {
+                feed: 2,
+                target: Selector::Id(0),
+            },
+            Op::DeliverDue,
+        ],
+    );
+    agree_with_the_model(
+        factory,
+        &[
+            Op::Create {
+                feed: 1,
+                key: 0,
+                group: Some(0),
+                platforms: vec![],
+                expires_in_s: 61,
+            },
+            Op::Subscribe { feed: 1, device: 4 },
+            Op::Subscribe { feed: 1, device: 2 },
+            Op::DeliverDue,
+            Op::Delete {
+                feed: 1,
+                target: Selector::Group(0),
+            },
+            Op::Unsubscribe { feed: 1, device: 2 },
+            Op::DeliverDue,
+        ],
+    );
+}

@@ -2,19 +2,25 @@
 //! their change-log position, the counters, every delivery job and its status — in the
 //! caller's transaction.
 
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
 use deadpool_postgres::GenericClient;
 use futures_util::future::try_join_all;
 use notif_core::delivery::DeliveryRecord;
 use notif_core::fanout::DeliveryJob;
 use notif_core::feed::{self, FeedOp, FeedState, FeedWrite, Target};
 use notif_core::notification::{ChangeSeq, FeedKey, Notification};
+use notif_core::ports::LeasedJob;
 use notif_core::queue::{self, Enqueue, Queued};
+use notif_core::subscription::Subscription;
 use notif_core::time::Timestamp;
 
 use super::jobs::{self, lock_jobs, put_jobs, put_statuses};
 use super::read::feed_subscriptions;
 use super::rows::{self, JobColumns, feed_columns};
 use super::tx::{TxError, execute, query};
+use crate::handoff::{self, HandedOver, Handoff};
 use crate::keys;
 use crate::records::{self, JobRecord, NotificationRecord};
 
@@ -70,13 +76,43 @@ pub(crate) async fn put_counters(
     Ok(())
 }
 
-/// Applies a feed op in the caller's transaction.
+/// This node's dispatcher, as a feed write sees it (see [`crate::handoff`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Local {
+    /// Its hand-off.
+    pub(crate) handoff: Arc<Handoff>,
+    /// The lease it asks for, while the hand-off takes new jobs.
+    pub(crate) lease: Option<Duration>,
+    /// This node, which holds the leases.
+    pub(crate) node: String,
+    /// The hand-off's jobs this write withdrew: superseded before they were taken, never sent.
+    pub(crate) withdrawn: Arc<Mutex<Vec<HandedOver>>>,
+}
+
+impl Local {
+    /// Withdraws `job` if it still waits in the hand-off.
+    fn withdraw(&self, job: &DeliveryJob) -> bool {
+        let withdrawn = self.handoff.reserve(job);
+        if withdrawn {
+            self.withdrawn
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push(handoff::handed_over(job));
+        }
+        withdrawn
+    }
+}
+
+/// Applies a feed op in the caller's transaction. While `local`'s hand-off takes jobs, each
+/// job that can go at once is written leased to this node and returned, to be handed to its
+/// dispatcher after the commit; the flag says whether jobs were written due instead.
 pub(crate) async fn write_feed(
     client: &impl GenericClient,
     feed: &FeedKey,
     op: FeedOp,
     now: Timestamp,
-) -> Result<FeedWrite, TxError> {
+    local: &Local,
+) -> Result<(FeedWrite, Vec<LeasedJob>, bool), TxError> {
     let (last_seq, unread) = lock_feed(client, feed).await?;
     let target = op.target();
     let (current, subscriptions) = futures_util::try_join!(
@@ -93,7 +129,7 @@ pub(crate) async fn write_feed(
         },
     )?;
     if write.changes.is_empty() {
-        return Ok(write);
+        return Ok((write, Vec::new(), false));
     }
     let mut unread = unread;
     for (notification, _) in &write.changes {
@@ -106,12 +142,17 @@ pub(crate) async fn write_feed(
         .changes
         .iter()
         .map(|(notification, _)| put_notification(client, notification));
-    futures_util::try_join!(
+    let queued = Queue {
+        write: &write,
+        subscriptions: &subscriptions,
+        local,
+    };
+    let (_, _, (leased, wrote_due)) = futures_util::try_join!(
         try_join_all(puts),
         put_counters(client, feed, write.last_seq.value(), unread),
-        enqueue(client, feed, &write.jobs, now),
+        queued.enqueue(client, feed, now),
     )?;
-    Ok(write)
+    Ok((write, leased, wrote_due))
 }
 
 /// The live notifications `target` addresses (tombstones included).
@@ -190,37 +231,79 @@ async fn put_notification(
     Ok(())
 }
 
-/// Queues `jobs` by the queue rules: each supersedes a pending job for its (notification,
-/// endpoint), or waits behind one in flight, so a device never receives an older change
-/// after a newer one.
-async fn enqueue(
-    client: &impl GenericClient,
-    feed: &FeedKey,
-    jobs: &[DeliveryJob],
-    now: Timestamp,
-) -> Result<(), TxError> {
-    let keys: Vec<_> = jobs.iter().map(jobs::key).collect();
-    let stored = lock_jobs(client, &keys).await?;
-    let mut rows = Vec::with_capacity(jobs.len());
-    let mut statuses = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        let queued = stored
-            .get(&keys::job_key(job.notification, job.subscription))
-            // No hand-off here: a job leased now is in flight.
-            .map_or(Queued::Nothing, |previous| previous.queued(now, || false));
-        let mut job = job.clone();
-        let waiting = match queue::enqueue(queued, &job, now) {
-            Enqueue::Keep => continue,
-            Enqueue::Replace => false,
-            Enqueue::WaitBehind { until } => {
-                job.due = until;
-                true
+/// The jobs of one feed write, to queue.
+struct Queue<'a> {
+    write: &'a FeedWrite,
+    subscriptions: &'a [Subscription],
+    local: &'a Local,
+}
+
+impl Queue<'_> {
+    /// Queues the write's jobs by the queue rules: each supersedes a pending job for its
+    /// (notification, endpoint), or waits behind one in flight, so a device never receives
+    /// an older change after a newer one. A job that can go at once is, with a hand-over,
+    /// written leased and returned; the flag says whether any was written due.
+    async fn enqueue(
+        &self,
+        client: &impl GenericClient,
+        feed: &FeedKey,
+        now: Timestamp,
+    ) -> Result<(Vec<LeasedJob>, bool), TxError> {
+        let jobs = &self.write.jobs;
+        let keys: Vec<_> = jobs.iter().map(jobs::key).collect();
+        let stored = lock_jobs(client, &keys).await?;
+        let mut rows = Vec::with_capacity(jobs.len());
+        let mut statuses = Vec::with_capacity(jobs.len());
+        let mut leased = Vec::new();
+        let mut wrote_due = false;
+        for job in jobs {
+            let key = keys::job_key(job.notification, job.subscription);
+            let queued = stored.get(&key).map_or(Queued::Nothing, |previous| {
+                // Handed over here but never taken: never sent, superseded like a pending
+                // job. Another node's lease is in flight.
+                previous.queued(now, || {
+                    previous
+                        .clone()
+                        .into_domain(&key)
+                        .is_ok_and(|(_, held)| self.local.withdraw(&held))
+                })
+            });
+            let mut job = job.clone();
+            let waiting = match queue::enqueue(queued, &job, now) {
+                Enqueue::Keep => continue,
+                Enqueue::Replace => false,
+                Enqueue::WaitBehind { until } => {
+                    job.due = until;
+                    true
+                }
+            };
+            statuses.push(DeliveryRecord::pending(&job, now));
+            let handed = self.local.lease.filter(|_| !waiting).and_then(|lease| {
+                let lease_end = now.saturating_add(lease);
+                handoff::sendable_until(self.write, self.subscriptions, &job, lease_end)
+                    .map(|sendable| (self.local.node.as_str(), lease_end, sendable))
+            });
+            match handed {
+                Some((node, lease_end, (notification, subscription))) => {
+                    // Leased as the dispatcher would lease it: due again only if the lease
+                    // lapses.
+                    job.due = lease_end;
+                    let record = JobRecord::new(&job, feed).leased_until(lease_end);
+                    rows.push(JobColumns::new(feed, &job, &record).leased_by(node));
+                    leased.push(LeasedJob {
+                        job,
+                        notification: notification.clone(),
+                        subscription: subscription.clone(),
+                    });
+                }
+                None => {
+                    let record = JobRecord::new(&job, feed).waiting_for_in_flight(waiting);
+                    rows.push(JobColumns::new(feed, &job, &record));
+                    wrote_due = true;
+                }
             }
-        };
-        let record = JobRecord::new(&job, feed).waiting_for_in_flight(waiting);
-        rows.push(JobColumns::new(feed, &job, &record));
-        statuses.push(DeliveryRecord::pending(&job, now));
+        }
+        futures_util::try_join!(put_jobs(client, rows), put_statuses(client, &statuses))?;
+        Ok((leased, wrote_due))
     }
-    futures_util::try_join!(put_jobs(client, rows), put_statuses(client, &statuses))?;
-    Ok(())
 }

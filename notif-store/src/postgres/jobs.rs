@@ -47,10 +47,10 @@ pub(crate) async fn put_jobs(
     let columns = Columns::from(jobs);
     execute(
         client,
-        "INSERT INTO notif_jobs (notification, subscription, due, record, app, usr) \
-         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bytea[], $5::text[], $6::text[]) \
+        "INSERT INTO notif_jobs (notification, subscription, due, record, app, usr, lease_owner) \
+         SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::bytea[], $5::text[], $6::text[], $7::text[]) \
          ON CONFLICT (notification, subscription) \
-         DO UPDATE SET due = EXCLUDED.due, record = EXCLUDED.record, lease_owner = NULL",
+         DO UPDATE SET due = EXCLUDED.due, record = EXCLUDED.record, lease_owner = EXCLUDED.lease_owner",
         &[
             &columns.notifications,
             &columns.subscriptions,
@@ -58,6 +58,7 @@ pub(crate) async fn put_jobs(
             &columns.records,
             &columns.apps,
             &columns.users,
+            &columns.lease_owners,
         ],
     )
     .await?;

@@ -49,6 +49,7 @@ use tokio::task::JoinHandle;
 pub use clock::DatabaseClock;
 pub use events::{EventDelivery, PostgresEvents};
 
+use crate::handoff::{self, Handoff};
 use crate::stats::WriteStats;
 use tx::{read, transact};
 
@@ -137,6 +138,8 @@ pub struct PostgresStore {
     writes: WriteStats,
     clock: Arc<DatabaseClock>,
     probe: JoinHandle<()>,
+    /// Jobs this node's writes leased to its own dispatcher (see [`crate::handoff`]).
+    handoff: Arc<Handoff>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -212,7 +215,47 @@ impl PostgresStore {
             writes: WriteStats::default(),
             clock,
             probe,
+            handoff: Arc::default(),
         })
+    }
+
+    /// Takes the jobs of `subscription` back from the hand-off and gives them back due in the
+    /// store, where the queue treats them as it treats any job of a removed or renewed
+    /// endpoint; `remove` (the write that removes or renews it), if any, runs in the same
+    /// transaction.
+    async fn recall<T: Send + 'static>(
+        &self,
+        subscription: SubscriptionId,
+        remove: impl for<'t> Fn(&'t deadpool_postgres::Transaction<'t>) -> tx::Body<'t, T> + Send + Sync,
+    ) -> Result<T, StoreError> {
+        let reserved = self.handoff.reserve_subscription(subscription);
+        let keys: Vec<_> = reserved
+            .iter()
+            .map(|(_, leased)| handoff::handed_over(&leased.job))
+            .collect();
+        let jobs: Arc<Vec<DeliveryJob>> =
+            Arc::new(reserved.into_iter().map(|(_, leased)| leased.job).collect());
+        let now = self.clock.now();
+        let written = self
+            .write(|transaction| {
+                let removed = remove(transaction);
+                let jobs = Arc::clone(&jobs);
+                Box::pin(async move {
+                    let removed = removed.await?;
+                    queue::release(transaction, &jobs, now).await?;
+                    Ok(removed)
+                })
+            })
+            .await;
+        if written.is_ok() {
+            self.handoff.complete(&keys);
+            if !jobs.is_empty() {
+                self.handoff.due_written(now);
+            }
+        } else {
+            self.handoff.release(&keys);
+        }
+        written
     }
 
     /// The database's clock, as this node reads it: every node's times — leases, due times,
@@ -280,11 +323,38 @@ impl NotificationStore for PostgresStore {
         op: FeedOp,
         now: Timestamp,
     ) -> Result<FeedWrite, StoreError> {
-        self.write(|transaction| {
-            let (feed, op) = (feed.clone(), op.clone());
-            Box::pin(async move { feed::write_feed(transaction, &feed, op, now).await })
-        })
-        .await
+        let local = feed::Local {
+            handoff: Arc::clone(&self.handoff),
+            lease: self.handoff.accepting(),
+            node: self.node.clone(),
+            withdrawn: Arc::default(),
+        };
+        let withdrawn =
+            || std::mem::take(&mut *local.withdrawn.lock().unwrap_or_else(|p| p.into_inner()));
+        let written = self
+            .write(|transaction| {
+                // A retried attempt starts over: what the last one withdrew waits again.
+                self.handoff.release(&withdrawn());
+                let (feed, op, local) = (feed.clone(), op.clone(), local.clone());
+                Box::pin(async move { feed::write_feed(transaction, &feed, op, now, &local).await })
+            })
+            .await;
+        let withdrawn = withdrawn();
+        let (write, leased, wrote_due) = match written {
+            Ok(written) => written,
+            Err(error) => {
+                self.handoff.release(&withdrawn);
+                return Err(error);
+            }
+        };
+        self.handoff.complete(&withdrawn);
+        if !leased.is_empty() {
+            self.handoff.put(now, leased);
+        }
+        if wrote_due {
+            self.handoff.due_written(now);
+        }
+        Ok(write)
     }
 
     async fn get(
@@ -371,14 +441,22 @@ impl SubscriptionStore for PostgresStore {
         candidate: Subscription,
         max_per_user: usize,
     ) -> Result<SubscribeOutcome, StoreError> {
-        self.write(|transaction| {
-            Box::pin(subscriptions::subscribe(
-                transaction,
-                candidate.clone(),
-                max_per_user,
-            ))
-        })
-        .await
+        let outcome = self
+            .write(|transaction| {
+                Box::pin(subscriptions::subscribe(
+                    transaction,
+                    candidate.clone(),
+                    max_per_user,
+                ))
+            })
+            .await?;
+        if outcome.renewed {
+            // A renewal may pass the device to another user: its jobs in the hand-off are
+            // given back to the store, which decides on them as on any other.
+            self.recall(outcome.subscription.id, |_| Box::pin(async { Ok(()) }))
+                .await?;
+        }
+        Ok(outcome)
     }
 
     async fn subscription(&self, id: SubscriptionId) -> Result<Option<Subscription>, StoreError> {
@@ -393,7 +471,7 @@ impl SubscriptionStore for PostgresStore {
     }
 
     async fn unsubscribe(&self, feed: &FeedKey, id: SubscriptionId) -> Result<(), StoreError> {
-        self.write(|transaction| {
+        self.recall(id, |transaction| {
             let feed = feed.clone();
             Box::pin(async move { subscriptions::unsubscribe(transaction, &feed, id).await })
         })
@@ -409,9 +487,13 @@ impl DeliveryQueue for PostgresStore {
         limit: usize,
         lease: Duration,
     ) -> Result<Vec<LeasedJob>, StoreError> {
-        self.write(|transaction| {
-            let node = self.node.clone();
-            Box::pin(async move { queue::lease_due(transaction, &node, now, limit, lease).await })
+        handoff::lease(&self.handoff, now, limit, lease, |wanted| {
+            self.write(move |transaction| {
+                let node = self.node.clone();
+                Box::pin(
+                    async move { queue::lease_due(transaction, &node, now, wanted, lease).await },
+                )
+            })
         })
         .await
     }
@@ -439,6 +521,9 @@ impl DeliveryQueue for PostgresStore {
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        if let Some(written) = self.handoff.oldest() {
+            return Ok(Some(written));
+        }
         self.query(|client| Box::pin(read::next_due(client))).await
     }
 }
@@ -513,6 +598,8 @@ impl StoreAdmin for PostgresStore {
     /// stopped: what it was sending is settled), so other nodes send them without waiting
     /// for the leases to lapse; then closes the pool.
     async fn close(&self) -> Result<(), StoreError> {
+        // The jobs waiting in the hand-off are leased to this node: released below.
+        drop(self.handoff.drain());
         let now = self.clock.now();
         let released = self
             .write(|transaction| {

@@ -8,11 +8,11 @@ use notif_core::ids::{GroupName, NotificationId};
 use notif_core::notification::{ChangeSeq, FeedKey, Notification};
 use notif_core::ports::{LeasedJob, StoreError};
 use notif_core::queue::{self, Enqueue, Queued};
-use notif_core::subscription::Subscription;
 use notif_core::time::Timestamp;
 use uuid::Uuid;
 
 use crate::engine::{Engine, Tree};
+use crate::handoff;
 use crate::keys;
 use crate::records::{FeedMeta, GroupRecord, JobRecord, NotificationRecord, StatusRecord};
 use crate::tx::{Reader, Tx, feed_subscriptions};
@@ -61,8 +61,8 @@ pub(crate) fn write_feed<E: Engine + ?Sized>(
         .map(|lease| now.saturating_add(lease));
     let mut leased = Vec::new();
     for job in &write.jobs {
-        let sendable =
-            lease_end.and_then(|lease_end| sendable_until(&write, &subscriptions, job, lease_end));
+        let sendable = lease_end
+            .and_then(|lease_end| handoff::sendable_until(&write, &subscriptions, job, lease_end));
         let lease_end = lease_end.filter(|_| sendable.is_some());
         let stored = put_job(tx, feed, job, now, lease_end)?;
         if let (Some(job), Some((notification, subscription))) = (stored, sendable) {
@@ -74,28 +74,6 @@ pub(crate) fn write_feed<E: Engine + ?Sized>(
         }
     }
     Ok((write, leased))
-}
-
-/// The notification and endpoint of `job` when both stay sendable until `lease_end`: the
-/// notification unexpired, the subscription live. Otherwise the job is written due, and a
-/// lease decides at send time.
-fn sendable_until<'a>(
-    write: &'a FeedWrite,
-    subscriptions: &'a [Subscription],
-    job: &DeliveryJob,
-    lease_end: Timestamp,
-) -> Option<(&'a Notification, &'a Subscription)> {
-    let notification = write
-        .changes
-        .iter()
-        .map(|(notification, _)| notification)
-        .find(|notification| notification.id == job.notification)
-        .filter(|notification| notification.expiration > lease_end)?;
-    let subscription = subscriptions
-        .iter()
-        .find(|subscription| subscription.id == job.subscription)
-        .filter(|subscription| subscription.is_live(lease_end))?;
-    Some((notification, subscription))
 }
 
 fn resolve<R: Reader>(

@@ -1,13 +1,16 @@
 //! `notif-bench`: performance as ratios against baselines measured in the same run.
 //!
-//! Scenarios (all by default, or name some): `grpc` (create-and-fan-out over gRPC vs an empty
-//! unary handler, beside the same traffic sent bare and the same creates for users without
-//! devices), `store`, `postgres` and `delivery` (the crates' own benches, run and collected:
-//! `postgres` is create-with-3-jobs and lease+settle through `PostgresStore` against plain
-//! tokio-postgres and a bare `SKIP LOCKED` loop on a throw-away PostgreSQL), `feed` (list
-//! and changes-since latency at 1,000 vs 100,000 notifications), `memory` (idle RSS of notifd
-//! and growth per 100,000 pending jobs), `latency` (p99 create latency at half the maximum
-//! throughput). `--quick` shortens every scenario. Writes `target/notif-bench.json`.
+//! Scenarios (all by default, or name some): `grpc` (on sled, then on PostgreSQL: gRPC
+//! create-and-fan-out vs the same traffic sent bare — the empty call and the three pushes,
+//! with and without the create's durable write —, creates for users without devices vs an
+//! empty unary handler and vs the empty call plus the durable write alone, the same creates as
+//! Graph JSON over HTTP vs gRPC, and PostgreSQL's figures vs sled's), `store`, `postgres` and
+//! `delivery` (the crates' own benches, run and collected: `postgres` is create-with-3-jobs
+//! and lease+settle through `PostgresStore` against plain tokio-postgres and a bare `SKIP
+//! LOCKED` loop on a throw-away PostgreSQL), `feed` (list and changes-since latency at 1,000
+//! vs 100,000 notifications), `memory` (idle RSS of notifd and growth per 100,000 pending
+//! jobs), `latency` (p99 create latency at half the maximum throughput). `--quick` shortens
+//! every scenario. Writes `target/notif-bench.json`.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::print_stderr)]
 
@@ -26,7 +29,7 @@ use notif_core::ports::{ListQuery, NotificationStore, StoreAdmin as _};
 use notif_core::time::Timestamp;
 use notif_grpc::RateLimits;
 use notif_grpc::pb;
-use notif_tests::{DEMO_HOST, TestServer, test_config};
+use notif_tests::{DEMO_HOST, TestServer, TestStore, test_config_on};
 use serde_json::{Value, json};
 use tonic::transport::Channel;
 
@@ -121,11 +124,13 @@ where
 /// The platforms of the devices each bench user has.
 const DEVICES: [&str; 3] = ["windows", "android", "ios"];
 
-/// A server with `CONCURRENCY` users, each with a device on each of `platforms`, and their
-/// tokens.
-async fn bench_server(platforms: &[&str]) -> (TestServer, Vec<String>) {
+/// A server on `store` with `CONCURRENCY` users, each with a device on each of `platforms`,
+/// and their tokens.
+async fn bench_server(store: TestStore, platforms: &[&str]) -> (TestServer, Vec<String>) {
     let data_dir = tempfile::tempdir().unwrap();
-    let mut config = test_config(data_dir.path());
+    let mut config = test_config_on(data_dir.path(), store);
+    // What notifd runs with by default (the tests use fewer connections).
+    config.store.pool_size = notif_grpc::Config::default().store.pool_size;
     config.rate_limits = RateLimits {
         per_app_per_second: 1e9,
         per_app_burst: 1e9,
@@ -192,6 +197,36 @@ async fn grpc_creates(
                 .metadata_mut()
                 .insert("authorization", format!("Bearer {token}").parse().unwrap());
             client.create_notification(request).await.unwrap();
+        }
+    })
+    .await
+}
+
+/// The same creates as [`grpc_creates`], as Graph JSON over HTTP/1.1 (`POST
+/// /beta/me/notifications`), from as many keep-alive connections as clients.
+async fn http_creates(
+    server: &TestServer,
+    tokens: &[String],
+    duration: Duration,
+    round: usize,
+) -> Load {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .unwrap();
+    let url = server.url("/beta/me/notifications");
+    let tokens = tokens.to_vec();
+    load(duration, None, move |worker, number| {
+        let (http, url, token) = (http.clone(), url.clone(), tokens[worker].clone());
+        async move {
+            let body = json!({
+                "targetHostName": DEMO_HOST,
+                "appNotificationId": format!("h{round}-w{worker}-n{number}"),
+                "payload": {"visualContent": {"title": "Hello World!", "body": "Notifications are Great!"}},
+            });
+            let response = http.post(url).bearer_auth(token).json(&body).send().await.unwrap();
+            assert_eq!(response.status(), 201);
+            let _ = response.bytes().await;
         }
     })
     .await
@@ -275,20 +310,29 @@ impl BarePush {
     }
 }
 
-/// A create-and-fan-out reduced to its traffic: the empty call, then the three pushes a create
-/// owes sent bare to the same sandbox in the background, at most as many in flight as the
+/// A create-and-fan-out reduced to its traffic: the empty call (with `durable`, then the
+/// create's durable write on that store, [`DurableWrites`]), then the three pushes a create owes sent bare
+/// to the same sandbox in the background, at most as many in flight as the
 /// dispatcher allows across the three providers (`CONCURRENCY` each) — no store, no auth, no
 /// dispatcher. Returns once the last push is answered.
-async fn bare_fan_out(server: &TestServer, duration: Duration) -> Load {
+async fn bare_fan_out(server: &TestServer, duration: Duration, durable: Option<TestStore>) -> Load {
     let channels = channels(server).await;
     let pushes = BarePush::samples(server);
+    let directory = tempfile::tempdir().unwrap();
+    let writes = match durable {
+        Some(store) => Some(DurableWrites::open(store, directory.path()).await),
+        None => None,
+    };
     let in_flight = Arc::new(tokio::sync::Semaphore::new(DEVICES.len() * CONCURRENCY));
     let sending = Arc::clone(&in_flight);
-    let result = load(duration, None, move |worker, _| {
+    let result = load(duration, None, move |worker, number| {
         let channel = channels[worker % channels.len()].clone();
-        let (pushes, in_flight) = (pushes.clone(), Arc::clone(&sending));
+        let (pushes, in_flight, writes) = (pushes.clone(), Arc::clone(&sending), writes.clone());
         async move {
             empty_call(channel).await;
+            if let Some(writes) = writes {
+                writes.write(worker, number).await;
+            }
             for push in pushes {
                 let permit = Arc::clone(&in_flight).acquire_owned().await.unwrap();
                 tokio::spawn(async move {
@@ -304,6 +348,76 @@ async fn bare_fan_out(server: &TestServer, duration: Duration) -> Load {
     result
 }
 
+/// The durable write a create makes, alone: the same notification written straight into a
+/// store of its own on the scenario's engine (one user per client, as in the creates) — no
+/// decode, authentication, validation or response.
+#[derive(Clone)]
+struct DurableWrites {
+    store: Arc<dyn NotificationStore>,
+    host: HostName,
+}
+
+impl DurableWrites {
+    async fn open(store: TestStore, directory: &std::path::Path) -> Self {
+        let store: Arc<dyn NotificationStore> = match store {
+            TestStore::Sled => Arc::new(notif_store::SledStore::open(directory).unwrap()),
+            TestStore::Postgres => {
+                let url = notif_store::contract::TestPostgres::shared().fresh_url();
+                Arc::new(
+                    notif_store::PostgresStore::open(&notif_store::PostgresConfig::new(url))
+                        .await
+                        .unwrap(),
+                )
+            }
+        };
+        Self {
+            store,
+            host: HostName::new(DEMO_HOST).unwrap(),
+        }
+    }
+
+    async fn write(&self, worker: usize, number: u64) {
+        let now = Timestamp::from_unix_millis(4_000_000_000_000);
+        let feed = FeedKey {
+            app: AppId::new("demo").unwrap(),
+            user: UserId::new(format!("user{worker}")).unwrap(),
+        };
+        let mut random = [0u8; 10];
+        random[2..].copy_from_slice(&number.to_be_bytes());
+        random[0] = u8::try_from(worker).unwrap_or(u8::MAX);
+        let notification = draft(number)
+            .validate(
+                NotificationId::from_parts(number + 1, random),
+                DraftContext {
+                    feed: &feed,
+                    app_host: &self.host,
+                    now,
+                    limits: &Limits::default(),
+                },
+            )
+            .unwrap();
+        self.store
+            .write(&feed, FeedOp::Upsert(Box::new(notification)), now)
+            .await
+            .unwrap();
+    }
+}
+
+/// A create without devices reduced to its floor: the empty call, then [`DurableWrites`].
+async fn durable_floor(server: &TestServer, store: TestStore, duration: Duration) -> Load {
+    let channels = channels(server).await;
+    let directory = tempfile::tempdir().unwrap();
+    let writes = DurableWrites::open(store, directory.path()).await;
+    load(duration, None, move |worker, number| {
+        let (channel, writes) = (channels[worker % channels.len()].clone(), writes.clone());
+        async move {
+            empty_call(channel).await;
+            writes.write(worker, number).await;
+        }
+    })
+    .await
+}
+
 /// The median calls/s of `settings.rounds()` rounds of `round` (given the round's number).
 async fn median_rate<Fut: Future<Output = Load>>(
     settings: &Settings,
@@ -316,8 +430,22 @@ async fn median_rate<Fut: Future<Output = Load>>(
     median(rates)
 }
 
-async fn scenario_grpc(settings: &Settings) -> (Value, f64) {
-    let (server, tokens) = bench_server(&DEVICES).await;
+/// What [`scenario_grpc`] measured on one store.
+struct CreateFigures {
+    empty_handler: f64,
+    fan_out: f64,
+    bare: f64,
+    without_devices: f64,
+    http: f64,
+    json: Value,
+}
+
+async fn scenario_grpc(settings: &Settings, store: TestStore) -> CreateFigures {
+    let name = match store {
+        TestStore::Sled => "sled",
+        TestStore::Postgres => "postgres",
+    };
+    let (server, tokens) = bench_server(store, &DEVICES).await;
     let mut creates = Vec::new();
     let mut last = None;
     // The baseline is measured first, on a quiet server: after a round of creates the
@@ -336,37 +464,82 @@ async fn scenario_grpc(settings: &Settings) -> (Value, f64) {
     let delivered = server.sandbox.pushes().len() - pushes_before;
     let delivered_fraction = delivered as f64 / planned as f64;
     let last = last.unwrap();
-    let bare = median_rate(settings, |_| bare_fan_out(&server, settings.round())).await;
+    let bare = median_rate(settings, |_| bare_fan_out(&server, settings.round(), None)).await;
+    // The same with the create's durable write: the part of the gap the disk explains.
+    let bare_durable = median_rate(settings, |_| {
+        bare_fan_out(&server, settings.round(), Some(store))
+    })
+    .await;
     let creates = median(creates);
     server.stop().await;
-    // The same creates on a fresh server whose users have no devices: what the fan-out costs.
-    let (server, tokens) = bench_server(&[]).await;
+    // The same creates on a fresh server whose users have no devices: what the fan-out costs;
+    // and the same again as Graph JSON over HTTP.
+    let (server, tokens) = bench_server(store, &[]).await;
     let creates_alone = median_rate(settings, |round| {
         grpc_creates(&server, &tokens, settings.round(), None, round)
     })
     .await;
+    let http = median_rate(settings, |round| {
+        http_creates(&server, &tokens, settings.round(), round)
+    })
+    .await;
+    // Where the durable write alone puts the ceiling of creates without devices.
+    let floor = median_rate(settings, |_| {
+        durable_floor(&server, store, settings.round())
+    })
+    .await;
     server.stop().await;
     println!(
-        "grpc: create-and-fan-out {creates:.0}/s (p50 {:?}, p99 {:?}) vs empty handler {baseline:.0}/s: ratio {:.2}; {delivered} of {planned} pushes delivered during the rounds ({:.0}%); creates for users without devices {creates_alone:.0}/s: ratio {:.2}; bare fan-out (the empty call and three pushes, sent bare) {bare:.0}/s: ratio {:.2}",
+        "grpc ({name}): create-and-fan-out {creates:.0}/s (p50 {:?}, p99 {:?}), {:.0}% of the owed pushes delivered during the rounds, vs the same traffic sent bare {bare:.0}/s: ratio {:.2} (goal 0.8), vs that traffic with the create's durable write {bare_durable:.0}/s: ratio {:.2}; creates for users without devices {creates_alone:.0}/s vs the empty handler {baseline:.0}/s: ratio {:.2} (goal 0.5); the same as Graph JSON over HTTP {http:.0}/s: ratio {:.2} to gRPC (goal 0.8); the empty call plus the same durable write alone {floor:.0}/s: {:.2} of the empty handler, creates reach {:.2} of it",
         last.p50,
         last.p99,
-        creates / baseline,
         delivered_fraction * 100.0,
+        creates / bare,
+        creates / bare_durable,
         creates_alone / baseline,
-        bare / baseline,
+        http / creates_alone,
+        floor / baseline,
+        creates_alone / floor,
     );
-    (
-        json!({"creates_per_s": creates, "p50_ms": last.p50.as_secs_f64() * 1e3, "p99_ms": last.p99.as_secs_f64() * 1e3,
-               "empty_handler_per_s": baseline, "ratio": creates / baseline, "goal": 0.5,
-               "pushes_planned": planned, "pushes_delivered_during_rounds": delivered, "delivered_fraction": delivered_fraction,
-               "creates_without_devices_per_s": creates_alone, "creates_without_devices_ratio": creates_alone / baseline,
-               "bare_fan_out_per_s": bare, "bare_fan_out_ratio": bare / baseline}),
-        creates,
-    )
+    let json = json!({"creates_per_s": creates, "p50_ms": last.p50.as_secs_f64() * 1e3, "p99_ms": last.p99.as_secs_f64() * 1e3,
+        "pushes_planned": planned, "pushes_delivered_during_rounds": delivered, "delivered_fraction": delivered_fraction,
+        "bare_fan_out_per_s": bare, "fan_out_vs_bare": creates / bare, "fan_out_vs_bare_goal": 0.8,
+        "bare_durable_fan_out_per_s": bare_durable, "fan_out_vs_bare_durable": creates / bare_durable,
+        "empty_handler_per_s": baseline, "fan_out_vs_empty_handler": creates / baseline,
+        "creates_without_devices_per_s": creates_alone, "without_devices_vs_empty_handler": creates_alone / baseline, "without_devices_goal": 0.5,
+        "http_creates_per_s": http, "http_vs_grpc": http / creates_alone, "http_vs_grpc_goal": 0.8,
+        "durable_floor_per_s": floor, "durable_floor_vs_empty_handler": floor / baseline, "without_devices_vs_durable_floor": creates_alone / floor});
+    CreateFigures {
+        empty_handler: baseline,
+        fan_out: creates,
+        bare,
+        without_devices: creates_alone,
+        http,
+        json,
+    }
+}
+
+/// The PostgreSQL figures beside sled's: each ≥ 0.5× of sled's (the goal).
+fn postgres_vs_sled(sled: &CreateFigures, postgres: &CreateFigures) -> Value {
+    let ratios = json!({
+        "fan_out": postgres.fan_out / sled.fan_out,
+        "without_devices": postgres.without_devices / sled.without_devices,
+        "http": postgres.http / sled.http,
+        "goal": 0.5,
+    });
+    println!(
+        "grpc (postgres vs sled): create-and-fan-out {:.2}, without devices {:.2}, HTTP {:.2} (goal 0.5 each; baselines on PostgreSQL's run: empty handler {:.0}/s, bare traffic {:.0}/s)",
+        ratios["fan_out"].as_f64().unwrap_or_default(),
+        ratios["without_devices"].as_f64().unwrap_or_default(),
+        ratios["http"].as_f64().unwrap_or_default(),
+        postgres.empty_handler,
+        postgres.bare,
+    );
+    ratios
 }
 
 async fn scenario_latency(settings: &Settings, max_throughput: f64) -> Value {
-    let (server, tokens) = bench_server(&DEVICES).await;
+    let (server, tokens) = bench_server(TestStore::Sled, &DEVICES).await;
     let rate = max_throughput / 2.0;
     // A warm-up second at the rate opens the provider connections and fetches their tokens.
     grpc_creates(&server, &tokens, Duration::from_secs(1), Some(rate), 100).await;
@@ -532,7 +705,9 @@ async fn scenario_memory(settings: &Settings) -> Value {
         );
         return json!({"skipped": true});
     }
-    let jobs: u64 = if settings.quick { 20_000 } else { 100_000 };
+    // The same 100,000 jobs in a quick run: with fewer, the store's fixed start-up costs
+    // (caches and arenas first touched) read as per-job growth.
+    let jobs: u64 = 100_000;
     let mut idle_mib = Vec::new();
     let mut per_job = Vec::new();
     for _ in 0..settings.rounds() {
@@ -664,12 +839,18 @@ fn main() {
     let mut summary = serde_json::Map::new();
     let started = Instant::now();
     if wanted("grpc") || wanted("latency") {
-        let (grpc, max_throughput) = runtime.block_on(scenario_grpc(&settings));
+        let sled = runtime.block_on(scenario_grpc(&settings, TestStore::Sled));
+        let mut grpc = json!({"sled": sled.json});
+        if wanted("grpc") {
+            let postgres = runtime.block_on(scenario_grpc(&settings, TestStore::Postgres));
+            grpc["postgres_vs_sled"] = postgres_vs_sled(&sled, &postgres);
+            grpc["postgres"] = postgres.json;
+        }
         summary.insert("grpc".into(), grpc);
         if wanted("latency") {
             summary.insert(
                 "latency".into(),
-                runtime.block_on(scenario_latency(&settings, max_throughput)),
+                runtime.block_on(scenario_latency(&settings, sled.fan_out)),
             );
         }
     }
