@@ -1559,12 +1559,7 @@ pub async fn a_fallback_follows_an_unfetched_raw_push(harness: Harness) {
         DeliveryState::Fetched { at: fetched_at }
     );
     assert!(
-        harness
-            .store
-            .lease_due(harness.clock_now(), 10, LEASE)
-            .await
-            .unwrap()
-            .is_empty(),
+        lease_now(&harness).await.is_empty(),
         "nothing is due before the delay"
     );
 
