@@ -167,12 +167,12 @@ pub enum AtFetch {
     Nothing,
 }
 
-/// Decides what a fetch does to a job in fallback stage `held` (`None`: no job is held).
-pub fn at_fetch(held: Option<JobFallback>) -> AtFetch {
+/// Decides what a fetch does to the job held for the device, in fallback stage `held`.
+pub fn at_fetch(held: JobFallback) -> AtFetch {
     match held {
-        Some(JobFallback::Armed { .. }) => AtFetch::Disarm,
-        Some(JobFallback::Visual) => AtFetch::Cancel,
-        Some(JobFallback::None) | None => AtFetch::Nothing,
+        JobFallback::Armed { .. } => AtFetch::Disarm,
+        JobFallback::Visual => AtFetch::Cancel,
+        JobFallback::None => AtFetch::Nothing,
     }
 }
 
@@ -265,9 +265,8 @@ mod tests {
         let armed = JobFallback::Armed {
             after: Duration::from_secs(60),
         };
-        assert_eq!(at_fetch(Some(armed)), AtFetch::Disarm);
-        assert_eq!(at_fetch(Some(JobFallback::Visual)), AtFetch::Cancel);
-        assert_eq!(at_fetch(Some(JobFallback::None)), AtFetch::Nothing);
-        assert_eq!(at_fetch(None), AtFetch::Nothing);
+        assert_eq!(at_fetch(armed), AtFetch::Disarm);
+        assert_eq!(at_fetch(JobFallback::Visual), AtFetch::Cancel);
+        assert_eq!(at_fetch(JobFallback::None), AtFetch::Nothing);
     }
 }

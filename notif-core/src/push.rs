@@ -10,7 +10,9 @@ use sha2::{Digest, Sha256};
 use crate::fallback::JobFallback;
 use crate::fanout::{ChangeKind, DeliveryJob};
 use crate::ids::{AppNotificationId, GroupName, NotificationId};
-use crate::notification::{ChangeSeq, Notification, Payload, ReadState, UserActionState};
+use crate::notification::{
+    ChangeSeq, Notification, Payload, ReadState, UserActionState, VisualContent,
+};
 use crate::platform::Platform;
 use crate::platform::Priority;
 use crate::subscription::Subscription;
@@ -172,7 +174,7 @@ pub fn plan_push(
 ) -> PushMessage {
     let platform = subscription.channel.platform();
     let shows_content = matches!(job.change, ChangeKind::Created | ChangeKind::Replaced);
-    let alert = |visual: &crate::notification::VisualContent| PushKind::Alert {
+    let alert = |visual: &VisualContent| PushKind::Alert {
         title: visual.title.clone(),
         body: visual.body.clone(),
     };

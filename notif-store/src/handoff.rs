@@ -231,6 +231,14 @@ impl Handoff {
         }
     }
 
+    /// Whether jobs of `subscription` wait here.
+    pub(crate) fn holds_jobs_of(&self, subscription: SubscriptionId) -> bool {
+        self.lock()
+            .jobs
+            .iter()
+            .any(|waiting| !waiting.reserved && waiting.job.job.subscription == subscription)
+    }
+
     /// When the oldest waiting job was written, if any is waiting.
     pub(crate) fn oldest(&self) -> Option<Timestamp> {
         self.lock()

@@ -7,7 +7,7 @@ use std::time::Instant;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use notif_core::feed::{StateChange, Target};
 use notif_core::ids::{AppNotificationId, GroupName};
@@ -18,7 +18,7 @@ use serde_json::json;
 
 use super::edge::ApiVersion;
 use super::json;
-use super::openapi::{ApiRoutes, Mount, Operation};
+use super::openapi::{ApiRoutes, Mount, Operation, Verb};
 use super::schemas;
 use crate::convert;
 use crate::error::ApiError;
@@ -35,7 +35,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
     ApiRoutes::new()
         .route(
             Mount::Graph,
-            Operation::new(Method::POST, "/me/notifications", "Create a notification, or replace the live one with the same appNotificationId")
+            Operation::new(Verb::Post, "/me/notifications", "Create a notification, or replace the live one with the same appNotificationId")
                 .json_body(schemas::component("NotificationCreate"))
                 .header("X-UNS-ID", uns_id)
                 .json(201, "Created", notification())
@@ -44,7 +44,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         )
         .route(
             Mount::Graph,
-            Operation::new(Method::GET, "/me/notifications", "A page of the feed, newest first")
+            Operation::new(Verb::Get, "/me/notifications", "A page of the feed, newest first")
                 .query("$top", "Page size, 1-1000 (default 50)")
                 .query("$skiptoken", "Where the page starts (from @odata.nextLink)")
                 .query("status", "active (default), deleted or all")
@@ -57,7 +57,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         )
         .route(
             Mount::Graph,
-            Operation::new(Method::DELETE, "/me/notifications", "Delete by appNotificationId or groupName")
+            Operation::new(Verb::Delete, "/me/notifications", "Delete by appNotificationId or groupName")
                 .query("appNotificationId", "The notification's key")
                 .query("groupName", "Every live notification of the group")
                 .answers(204, "Deleted", None),
@@ -65,7 +65,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         )
         .route(
             Mount::Graph,
-            Operation::new(Method::GET, "/me/notifications/changes", "The changes after a cursor, oldest first; with Accept: text/event-stream a live Server-Sent Events stream")
+            Operation::new(Verb::Get, "/me/notifications/changes", "The changes after a cursor, oldest first; with Accept: text/event-stream a live Server-Sent Events stream")
                 .query("cursor", "The last changeSeq applied (default 0), or latest")
                 .query("limit", "At most this many, 1-1000 (default 100)")
                 .header("Last-Event-ID", "For the event stream: resume after this changeSeq")
@@ -76,7 +76,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         )
         .route(
             Mount::Graph,
-            Operation::new(Method::POST, "/me/notifications/subscriptions", "Register a device endpoint, or renew the one with the same channel")
+            Operation::new(Verb::Post, "/me/notifications/subscriptions", "Register a device endpoint, or renew the one with the same channel")
                 .json_body(schemas::component("SubscriptionCreate"))
                 .json(201, "Registered", schemas::component("Subscription"))
                 .json(200, "Renewed", schemas::component("Subscription")),
@@ -84,45 +84,45 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         )
         .route(
             Mount::Graph,
-            Operation::new(Method::GET, "/me/notifications/subscriptions", "The user's live device endpoints")
+            Operation::new(Verb::Get, "/me/notifications/subscriptions", "The user's live device endpoints")
                 .json(200, "The endpoints", schemas::component("SubscriptionList")),
             subscriptions,
         )
         .route(
             Mount::Graph,
-            Operation::new(Method::DELETE, "/me/notifications/subscriptions/{id}", "Remove a device endpoint")
+            Operation::new(Verb::Delete, "/me/notifications/subscriptions/{id}", "Remove a device endpoint")
                 .answers(204, "Removed", None),
             unsubscribe,
         )
         .route(
             Mount::Graph,
-            Operation::new(Method::GET, "/me/notifications/{id}", "One notification")
+            Operation::new(Verb::Get, "/me/notifications/{id}", "One notification")
                 .header("X-UNS-ID", uns_id)
                 .json(200, "The notification", notification()),
             get_one,
         )
         .route(
             Mount::Graph,
-            Operation::new(Method::PATCH, "/me/notifications/{id}", "Set readState and/or userActionState; synced to the user's other devices")
+            Operation::new(Verb::Patch, "/me/notifications/{id}", "Set readState and/or userActionState; synced to the user's other devices")
                 .json_body(schemas::component("StateChange"))
                 .json(200, "The notification", notification()),
             update,
         )
         .route(
             Mount::Graph,
-            Operation::new(Method::DELETE, "/me/notifications/{id}", "Delete, leaving a tombstone that syncs the removal")
+            Operation::new(Verb::Delete, "/me/notifications/{id}", "Delete, leaving a tombstone that syncs the removal")
                 .answers(204, "Deleted", None),
             delete_one,
         )
         .route(
             Mount::Graph,
-            Operation::new(Method::GET, "/me/notifications/{id}/deliveryStatus", "Where the pushes of the notification stand, per endpoint")
+            Operation::new(Verb::Get, "/me/notifications/{id}/deliveryStatus", "Where the pushes of the notification stand, per endpoint")
                 .json(200, "Per endpoint", schemas::component("DeliveryStatusList")),
             delivery_status,
         )
         .route(
             Mount::Graph,
-            Operation::new(Method::POST, "/me/notifications/{id}/acknowledge", "The device named by X-UNS-ID has the notification: no fallback push follows")
+            Operation::new(Verb::Post, "/me/notifications/{id}/acknowledge", "The device named by X-UNS-ID has the notification: no fallback push follows")
                 .header("X-UNS-ID", "The acknowledging device's subscription id (required)")
                 .answers(204, "Acknowledged", None),
             acknowledge,

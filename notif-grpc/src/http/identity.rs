@@ -8,12 +8,12 @@ use std::net::SocketAddr;
 use axum::Extension;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use notif_auth::{OAuthError, TokenRequest};
 use serde::Deserialize;
 
-use super::openapi::{ApiRoutes, Mount, Operation};
+use super::openapi::{ApiRoutes, Mount, Operation, Verb};
 use super::schemas;
 use crate::error::graph_error;
 use crate::state::ServerState;
@@ -29,7 +29,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         .route(
             Mount::Root,
             Operation::new(
-                Method::POST,
+                Verb::Post,
                 "/oauth2/v2.0/token",
                 "The embedded identity provider's token endpoint",
             )
@@ -49,7 +49,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         .route(
             Mount::Root,
             Operation::new(
-                Method::POST,
+                Verb::Post,
                 "/dev/sign-in",
                 "Development mode: a user token without a password",
             )
@@ -64,7 +64,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         .route(
             Mount::Root,
             Operation::new(
-                Method::GET,
+                Verb::Get,
                 "/.well-known/openid-configuration",
                 "OpenID Connect discovery",
             )
@@ -77,7 +77,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         )
         .route(
             Mount::Root,
-            Operation::new(Method::GET, "/.well-known/jwks.json", "The signing keys").json(
+            Operation::new(Verb::Get, "/.well-known/jwks.json", "The signing keys").json(
                 200,
                 "The keys",
                 schemas::component("Jwks"),

@@ -16,6 +16,7 @@ mod stream;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::DefaultBodyLimit;
 
 use crate::state::ServerState;
@@ -33,7 +34,7 @@ pub(crate) fn router(context: Arc<ServerState>) -> Router {
         .route(
             openapi::Mount::Root,
             openapi::Operation::new(
-                axum::http::Method::GET,
+                openapi::Verb::Get,
                 "/openapi.json",
                 "This document: the OpenAPI 3.1 description of the HTTP surface",
             )
@@ -41,17 +42,23 @@ pub(crate) fn router(context: Arc<ServerState>) -> Router {
             openapi_document,
         )
         .finish(schemas::all());
-    Router::new()
-        .merge(routes)
-        .nest("/beta", graph::routes().into_router())
-        .nest("/v1.0", graph::routes().into_router())
+    // Serialised once: the document does not change while the server runs.
+    let document = OpenApiDocument(Bytes::from(document.to_string()));
+    routes
         .layer(axum::Extension(document))
         .layer(body_limit)
         .with_state(context)
 }
 
+/// The OpenAPI document as served.
+#[derive(Debug, Clone)]
+struct OpenApiDocument(Bytes);
+
 async fn openapi_document(
-    axum::Extension(document): axum::Extension<Arc<serde_json::Value>>,
-) -> axum::Json<serde_json::Value> {
-    axum::Json(serde_json::Value::clone(&document))
+    axum::Extension(OpenApiDocument(document)): axum::Extension<OpenApiDocument>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        document,
+    )
 }

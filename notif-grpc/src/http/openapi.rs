@@ -3,21 +3,51 @@
 //! serves. The schemas live beside the JSON they describe ([`super::schemas`]); the suite
 //! checks real answers against them.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::handler::Handler;
-use axum::http::Method;
 use axum::routing::{MethodFilter, on};
 use serde_json::{Map, Value, json};
+
+/// The Graph version prefixes Graph routes are also served under.
+const GRAPH_PREFIXES: [&str; 2] = ["/beta", "/v1.0"];
 
 /// Where a route is served.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mount {
     /// At the root only.
     Root,
-    /// At the root and under each Graph version prefix (`/beta`, `/v1.0`).
+    /// At the root and under each Graph version prefix ([`GRAPH_PREFIXES`]).
     Graph,
+}
+
+/// The HTTP methods the surface serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Get,
+    Post,
+    Patch,
+    Delete,
+}
+
+impl Verb {
+    fn filter(self) -> MethodFilter {
+        match self {
+            Verb::Get => MethodFilter::GET,
+            Verb::Post => MethodFilter::POST,
+            Verb::Patch => MethodFilter::PATCH,
+            Verb::Delete => MethodFilter::DELETE,
+        }
+    }
+
+    /// The name OpenAPI gives the operation in a path item.
+    fn name(self) -> &'static str {
+        match self {
+            Verb::Get => "get",
+            Verb::Post => "post",
+            Verb::Patch => "patch",
+            Verb::Delete => "delete",
+        }
+    }
 }
 
 /// A body: its media type and schema.
@@ -26,7 +56,7 @@ pub(crate) type Body = (&'static str, Value);
 /// One documented operation.
 #[derive(Debug, Clone)]
 pub(crate) struct Operation {
-    method: Method,
+    method: Verb,
     path: &'static str,
     summary: &'static str,
     request: Option<Body>,
@@ -36,7 +66,7 @@ pub(crate) struct Operation {
 
 impl Operation {
     /// `method path`, summarised.
-    pub(crate) fn new(method: Method, path: &'static str, summary: &'static str) -> Self {
+    pub(crate) fn new(method: Verb, path: &'static str, summary: &'static str) -> Self {
         Self {
             method,
             path,
@@ -140,7 +170,8 @@ impl Operation {
 
 /// A router that documents every route it is given.
 pub(crate) struct ApiRoutes<S> {
-    router: Router<S>,
+    root: Router<S>,
+    graph: Router<S>,
     operations: Vec<(Mount, Operation)>,
 }
 
@@ -148,7 +179,8 @@ impl<S: Clone + Send + Sync + 'static> ApiRoutes<S> {
     /// No routes.
     pub(crate) fn new() -> Self {
         Self {
-            router: Router::new(),
+            root: Router::new(),
+            graph: Router::new(),
             operations: Vec::new(),
         }
     }
@@ -159,38 +191,32 @@ impl<S: Clone + Send + Sync + 'static> ApiRoutes<S> {
         H: Handler<T, S>,
         T: 'static,
     {
-        let filter = method_filter(&operation.method);
-        self.router = self.router.route(operation.path, on(filter, handler));
+        let routed = on(operation.method.filter(), handler);
+        match mount {
+            Mount::Root => self.root = self.root.route(operation.path, routed),
+            Mount::Graph => self.graph = self.graph.route(operation.path, routed),
+        }
         self.operations.push((mount, operation));
         self
     }
 
     /// Both sets of routes.
     pub(crate) fn merge(mut self, other: Self) -> Self {
-        self.router = self.router.merge(other.router);
+        self.root = self.root.merge(other.root);
+        self.graph = self.graph.merge(other.graph);
         self.operations.extend(other.operations);
         self
     }
 
-    /// The router and the document of its routes, with `schemas` as its components.
-    pub(crate) fn finish(self, schemas: Value) -> (Router<S>, Arc<Value>) {
-        let document = Arc::new(document(&self.operations, schemas));
-        (self.router, document)
-    }
-
-    /// The router alone.
-    pub(crate) fn into_router(self) -> Router<S> {
-        self.router
-    }
-}
-
-fn method_filter(method: &Method) -> MethodFilter {
-    match *method {
-        Method::POST => MethodFilter::POST,
-        Method::PATCH => MethodFilter::PATCH,
-        Method::DELETE => MethodFilter::DELETE,
-        Method::PUT => MethodFilter::PUT,
-        _ => MethodFilter::GET,
+    /// The router — Graph routes at the root and under each version prefix — and the
+    /// document of its routes, with `schemas` as its components.
+    pub(crate) fn finish(self, schemas: Value) -> (Router<S>, Value) {
+        let document = document(&self.operations, schemas);
+        let mut router = self.root.merge(self.graph.clone());
+        for prefix in GRAPH_PREFIXES {
+            router = router.nest(prefix, self.graph.clone());
+        }
+        (router, document)
     }
 }
 
@@ -198,10 +224,13 @@ fn document(operations: &[(Mount, Operation)], schemas: Value) -> Value {
     let mut paths = Map::new();
     for (mount, operation) in operations {
         let item = paths.entry(operation.path).or_insert_with(|| match mount {
-            Mount::Graph => json!({"servers": [{"url": "/"}, {"url": "/beta"}, {"url": "/v1.0"}]}),
+            Mount::Graph => {
+                let prefixes = GRAPH_PREFIXES.iter().map(|prefix| json!({"url": prefix}));
+                json!({"servers": std::iter::once(json!({"url": "/"})).chain(prefixes).collect::<Vec<_>>()})
+            }
             Mount::Root => json!({}),
         });
-        item[operation.method.as_str().to_ascii_lowercase()] = operation.document();
+        item[operation.method.name()] = operation.document();
     }
     json!({
         "openapi": "3.1.0",

@@ -4,12 +4,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{Method, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::json;
 
-use super::openapi::{ApiRoutes, Mount, Operation};
+use super::openapi::{ApiRoutes, Mount, Operation, Verb};
 use super::schemas;
 use crate::error::graph_error;
 use crate::state::ServerState;
@@ -24,13 +24,13 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
     ApiRoutes::new()
         .route(
             Mount::Root,
-            Operation::new(Method::GET, "/healthz", "Liveness").answers(200, "ok", text("ok")),
+            Operation::new(Verb::Get, "/healthz", "Liveness").answers(200, "ok", text("ok")),
             || async { "ok" },
         )
         .route(
             Mount::Root,
             Operation::new(
-                Method::GET,
+                Verb::Get,
                 "/readyz",
                 "Readiness: the store takes writes and the dispatcher runs",
             )
@@ -40,7 +40,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         )
         .route(
             Mount::Root,
-            Operation::new(Method::GET, "/metrics", "Prometheus metrics").answers(
+            Operation::new(Verb::Get, "/metrics", "Prometheus metrics").answers(
                 200,
                 "The metrics",
                 text("Prometheus text exposition format"),
@@ -50,7 +50,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         .route(
             Mount::Root,
             Operation::new(
-                Method::GET,
+                Verb::Get,
                 "/dev/sandbox",
                 "Development mode: the sandbox providers' page",
             )
@@ -64,7 +64,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         .route(
             Mount::Root,
             Operation::new(
-                Method::GET,
+                Verb::Get,
                 "/dev/sandbox/pushes",
                 "Development mode: the pushes the sandbox providers received",
             )

@@ -450,7 +450,7 @@ impl SubscriptionStore for PostgresStore {
                 ))
             })
             .await?;
-        if outcome.renewed {
+        if outcome.renewed && self.handoff.holds_jobs_of(outcome.subscription.id) {
             // A renewal may pass the device to another user: its jobs in the hand-off are
             // given back to the store, which decides on them as on any other.
             self.recall(outcome.subscription.id, |_| Box::pin(async { Ok(()) }))

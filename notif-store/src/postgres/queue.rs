@@ -285,11 +285,14 @@ pub(crate) async fn record_fetch(
     let mut cancelled = Vec::new();
     let mut statuses = Vec::new();
     for (key, record) in lock_jobs(client, &keys).await? {
-        let (job_feed, held) = record.clone().into_domain(&key)?;
+        // An undecodable job is left as it is: the read that noted the fetch still answers.
+        let Ok((job_feed, held)) = record.clone().into_domain(&key) else {
+            continue;
+        };
         if &job_feed != feed {
             continue;
         }
-        match fallback::at_fetch(Some(held.fallback)) {
+        match fallback::at_fetch(held.fallback) {
             AtFetch::Disarm => disarmed.push((jobs::key(&held), encode(&record.disarmed()))),
             AtFetch::Cancel => cancelled.push(jobs::key(&held)),
             AtFetch::Nothing => continue,

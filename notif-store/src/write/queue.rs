@@ -328,11 +328,14 @@ pub(crate) fn record_fetch<E: Engine + ?Sized>(
         let Some(record) = tx.record::<JobRecord>(Tree::Jobs, &key)? else {
             continue;
         };
-        let (job_feed, held) = record.clone().into_domain(&key)?;
+        // An undecodable job is left as it is: the read that noted the fetch still answers.
+        let Ok((job_feed, held)) = record.clone().into_domain(&key) else {
+            continue;
+        };
         if &job_feed != feed {
             continue;
         }
-        match fallback::at_fetch(Some(held.fallback)) {
+        match fallback::at_fetch(held.fallback) {
             // Only the stage changes: a lease on the raw push stays as it is.
             AtFetch::Disarm => tx.put(Tree::Jobs, key, &record.disarmed()),
             AtFetch::Cancel => remove_job(tx, &held),

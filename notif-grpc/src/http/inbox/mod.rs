@@ -5,11 +5,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{Method, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::openapi::{ApiRoutes, Mount, Operation};
+use super::openapi::{ApiRoutes, Mount, Operation, Verb};
 use crate::state::ServerState;
 
 const MODULE: &str = include_str!("notif-inbox.js");
@@ -20,7 +20,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         .route(
             Mount::Root,
             Operation::new(
-                Method::GET,
+                Verb::Get,
                 "/notif-inbox.js",
                 "The web inbox: an ES module (NotifInbox, <notif-inbox>)",
             )
@@ -34,7 +34,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
         .route(
             Mount::Root,
             Operation::new(
-                Method::GET,
+                Verb::Get,
                 "/dev/inbox",
                 "Development mode: the inbox demo page",
             )
