@@ -314,8 +314,13 @@ impl BarePush {
 /// create's durable write on that store, [`DurableWrites`]), then the three pushes a create owes sent bare
 /// to the same sandbox in the background, at most as many in flight as the
 /// dispatcher allows across the three providers (`CONCURRENCY` each) — no store, no auth, no
-/// dispatcher. Returns once the last push is answered.
-async fn bare_fan_out(server: &TestServer, duration: Duration, durable: Option<TestStore>) -> Load {
+/// dispatcher. Paced at `rate` calls/s when given. Returns once the last push is answered.
+async fn bare_fan_out(
+    server: &TestServer,
+    duration: Duration,
+    rate: Option<f64>,
+    durable: Option<TestStore>,
+) -> Load {
     let channels = channels(server).await;
     let pushes = BarePush::samples(server);
     let directory = tempfile::tempdir().unwrap();
@@ -325,7 +330,7 @@ async fn bare_fan_out(server: &TestServer, duration: Duration, durable: Option<T
     };
     let in_flight = Arc::new(tokio::sync::Semaphore::new(DEVICES.len() * CONCURRENCY));
     let sending = Arc::clone(&in_flight);
-    let result = load(duration, None, move |worker, number| {
+    let result = load(duration, rate, move |worker, number| {
         let channel = channels[worker % channels.len()].clone();
         let (pushes, in_flight, writes) = (pushes.clone(), Arc::clone(&sending), writes.clone());
         async move {
@@ -464,10 +469,13 @@ async fn scenario_grpc(settings: &Settings, store: TestStore) -> CreateFigures {
     let delivered = server.sandbox.pushes().len() - pushes_before;
     let delivered_fraction = delivered as f64 / planned as f64;
     let last = last.unwrap();
-    let bare = median_rate(settings, |_| bare_fan_out(&server, settings.round(), None)).await;
+    let bare = median_rate(settings, |_| {
+        bare_fan_out(&server, settings.round(), None, None)
+    })
+    .await;
     // The same with the create's durable write: the part of the gap the disk explains.
     let bare_durable = median_rate(settings, |_| {
-        bare_fan_out(&server, settings.round(), Some(store))
+        bare_fan_out(&server, settings.round(), None, Some(store))
     })
     .await;
     let creates = median(creates);
@@ -545,18 +553,37 @@ async fn scenario_latency(settings: &Settings, max_throughput: f64) -> Value {
     grpc_creates(&server, &tokens, Duration::from_secs(1), Some(rate), 100).await;
     let mut p50s = Vec::new();
     let mut p99s = Vec::new();
+    // The same traffic sent bare at the same rate, without and with the create's durable
+    // write: what the machine's loopback and its disk alone add to the tail.
+    let mut bare_p99s = Vec::new();
+    let mut bare_durable_p99s = Vec::new();
     for round in 0..settings.rounds() {
         let result =
             grpc_creates(&server, &tokens, settings.round(), Some(rate), 101 + round).await;
         p50s.push(result.p50.as_secs_f64() * 1e3);
         p99s.push(result.p99.as_secs_f64() * 1e3);
+        let bare = bare_fan_out(&server, settings.round(), Some(rate), None).await;
+        bare_p99s.push(bare.p99.as_secs_f64() * 1e3);
+        let durable =
+            bare_fan_out(&server, settings.round(), Some(rate), Some(TestStore::Sled)).await;
+        bare_durable_p99s.push(durable.p99.as_secs_f64() * 1e3);
     }
     server.stop().await;
     let (p50, p99) = (median(p50s), median(p99s.clone()));
+    let (bare_p99, bare_durable_p99) = (median(bare_p99s), median(bare_durable_p99s.clone()));
     println!(
-        "latency: at {rate:.0} creates/s (half of the maximum) p50 {p50:.2} ms, p99 {p99:.2} ms (rounds: {p99s:.2?}; goal p99 <= 5 ms)"
+        "latency: at {rate:.0} creates/s (half of the maximum) p50 {p50:.2} ms, p99 {p99:.2} ms (rounds: {p99s:.2?}; goal p99 <= 5 ms); the same traffic sent bare at that rate: p99 {bare_p99:.2} ms, with the create's durable write {bare_durable_p99:.2} ms (rounds: {bare_durable_p99s:.2?})"
     );
-    json!({"rate_per_s": rate, "p50_ms": p50, "p99_ms": p99, "p99_ms_by_round": p99s, "goal_p99_ms": 5.0})
+    json!({
+        "rate_per_s": rate,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "p99_ms_by_round": p99s,
+        "goal_p99_ms": 5.0,
+        "bare_p99_ms": bare_p99,
+        "bare_durable_p99_ms": bare_durable_p99,
+        "bare_durable_p99_ms_by_round": bare_durable_p99s,
+    })
 }
 
 fn draft(number: u64) -> NotificationDraft {
