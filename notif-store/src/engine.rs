@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use notif_core::ports::StoreError;
-use sled::Transactional;
 
 /// The trees of the store (an implementation detail of [`Engine`]).
 #[doc(hidden)]
@@ -73,8 +72,14 @@ impl Tree {
         self as usize
     }
 
+    /// The name of the sled tree that held this tree before the prefixed layout.
     fn name(self) -> String {
         format!("{self:?}").to_ascii_lowercase()
+    }
+
+    /// The byte that prefixes this tree's keys in the one sled tree.
+    fn byte(self) -> u8 {
+        self as u8
     }
 }
 
@@ -208,24 +213,29 @@ impl Engine for MemoryEngine {
 /// How long an open waits for a previous owner of the directory to let go of it.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The sled engine: one sled tree per store tree, a multi-tree transaction per atomic batch.
+/// The sled engine: every store tree in one sled tree, each key prefixed by its tree's
+/// byte, so an atomic batch is one sled `apply_batch` rather than a multi-tree transaction
+/// (which stages every write a second time and locks each tree it touches).
 pub struct SledEngine {
     db: sled::Db,
-    trees: Vec<sled::Tree>,
+    entries: sled::Tree,
 }
 
 impl fmt::Debug for SledEngine {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter
-            .debug_struct("SledEngine")
-            .field("trees", &self.trees.len())
-            .finish_non_exhaustive()
+        formatter.debug_struct("SledEngine").finish_non_exhaustive()
     }
 }
 
 fn unavailable(error: sled::Error) -> StoreError {
     StoreError::Unavailable(error.to_string())
 }
+
+/// The sled tree that holds every entry.
+const ENTRIES: &str = "entries";
+
+/// How many entries of a tree of the earlier layout are moved per batch.
+const MIGRATION_BATCH: usize = 1024;
 
 impl SledEngine {
     pub(crate) fn open(directory: &Path) -> Result<Self, StoreError> {
@@ -251,21 +261,79 @@ impl SledEngine {
                 Err(error) => return Err(unavailable(error)),
             }
         };
-        let trees = Tree::ALL
-            .iter()
-            .map(|tree| db.open_tree(tree.name()))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(unavailable)?;
-        Ok(Self { db, trees })
+        let entries = db.open_tree(ENTRIES).map_err(unavailable)?;
+        let engine = Self { db, entries };
+        engine.migrate_tree_per_store_tree()?;
+        Ok(engine)
     }
+
+    /// Moves the entries of a directory written with one sled tree per store tree (as
+    /// notif 0.1 wrote them) into the prefixed layout. Each old tree is copied, flushed, then dropped,
+    /// so a crash part-way leaves it to be copied again (the copy overwrites the same keys).
+    fn migrate_tree_per_store_tree(&self) -> Result<(), StoreError> {
+        let existing = self.db.tree_names();
+        for tree in Tree::ALL {
+            let name = tree.name();
+            if !existing
+                .iter()
+                .any(|existing| existing.as_ref() == name.as_bytes())
+            {
+                continue;
+            }
+            let old = self.db.open_tree(&name).map_err(unavailable)?;
+            let mut batch = sled::Batch::default();
+            let mut batched = 0;
+            for entry in old.iter() {
+                let (key, value) = entry.map_err(unavailable)?;
+                batch.insert(prefixed(tree, &key), value);
+                batched += 1;
+                if batched == MIGRATION_BATCH {
+                    self.entries
+                        .apply_batch(std::mem::take(&mut batch))
+                        .map_err(unavailable)?;
+                    batched = 0;
+                }
+            }
+            self.entries.apply_batch(batch).map_err(unavailable)?;
+            self.flush()?;
+            drop(old);
+            self.db.drop_tree(&name).map_err(unavailable)?;
+            self.flush()?;
+            tracing::info!(tree = %name, "moved a store tree into the prefixed layout");
+        }
+        Ok(())
+    }
+}
+
+/// `key` in the one sled tree: the tree's byte, then the key.
+fn prefixed(tree: Tree, key: &[u8]) -> Vec<u8> {
+    let mut prefixed = Vec::with_capacity(1 + key.len());
+    prefixed.push(tree.byte());
+    prefixed.extend_from_slice(key);
+    prefixed
+}
+
+/// `range` of `tree` as a range of the one sled tree: an unbounded end stops at the tree's
+/// own keys.
+fn prefixed_range(tree: Tree, range: KeyRange) -> KeyRange {
+    let bound = |bound: Bound<Vec<u8>>, unbounded: Bound<Vec<u8>>| match bound {
+        Bound::Included(key) => Bound::Included(prefixed(tree, &key)),
+        Bound::Excluded(key) => Bound::Excluded(prefixed(tree, &key)),
+        Bound::Unbounded => unbounded,
+    };
+    let (start, end) = range;
+    (
+        bound(start, Bound::Included(vec![tree.byte()])),
+        bound(end, Bound::Excluded(vec![tree.byte() + 1])),
+    )
 }
 
 impl sealed::Sealed for SledEngine {}
 
 impl Engine for SledEngine {
     fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        self.trees[tree.index()]
-            .get(key)
+        self.entries
+            .get(prefixed(tree, key))
             .map(|value| value.map(|value| value.to_vec()))
             .map_err(unavailable)
     }
@@ -280,12 +348,14 @@ impl Engine for SledEngine {
         if is_empty(&range) {
             return Ok(());
         }
-        let entries = self.trees[tree.index()].range::<Vec<u8>, _>(range);
+        let entries = self
+            .entries
+            .range::<Vec<u8>, _>(prefixed_range(tree, range));
         let mut visit_all =
             |entries: &mut dyn Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>| {
                 for entry in entries {
                     let (key, value) = entry.map_err(unavailable)?;
-                    if visit(&key, &value).is_break() {
+                    if visit(&key[1..], &value).is_break() {
                         break;
                     }
                 }
@@ -302,33 +372,126 @@ impl Engine for SledEngine {
         if batch.is_empty() {
             return Ok(());
         }
-        // Only the trees the batch touches take part, so the transaction stages no more
-        // locks than it needs.
-        let mut touched: Vec<Tree> = batch.keys().map(|(tree, _)| *tree).collect();
-        touched.dedup();
-        let trees: Vec<&sled::Tree> = touched
-            .iter()
-            .map(|tree| &self.trees[tree.index()])
-            .collect();
-        let result: sled::transaction::TransactionResult<(), ()> =
-            trees.as_slice().transaction(|views| {
-                for ((tree, key), value) in batch {
-                    let position = touched
-                        .iter()
-                        .position(|candidate| candidate == tree)
-                        .unwrap_or(0);
-                    let view = &views[position];
-                    match value {
-                        Some(value) => view.insert(key.as_slice(), value.as_slice())?,
-                        None => view.remove(key.as_slice())?,
-                    };
-                }
-                Ok(())
-            });
-        result.map_err(|error| StoreError::Unavailable(format!("{error:?}")))
+        let mut writes = sled::Batch::default();
+        for ((tree, key), value) in batch {
+            match value {
+                Some(value) => writes.insert(prefixed(*tree, key), value.as_slice()),
+                None => writes.remove(prefixed(*tree, key)),
+            }
+        }
+        self.entries.apply_batch(writes).map_err(unavailable)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
         self.db.flush().map(drop).map_err(unavailable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entries(engine: &dyn Engine, tree: Tree) -> Vec<Entry> {
+        let mut found = Vec::new();
+        engine
+            .scan(
+                tree,
+                (Bound::Unbounded, Bound::Unbounded),
+                false,
+                &mut |key, value| {
+                    found.push((key.to_vec(), value.to_vec()));
+                    ControlFlow::Continue(())
+                },
+            )
+            .unwrap();
+        found
+    }
+
+    #[test]
+    fn a_directory_with_a_sled_tree_per_store_tree_is_moved_into_the_prefixed_layout() {
+        let directory = tempfile::tempdir().unwrap();
+        {
+            let db = sled::open(directory.path()).unwrap();
+            for (number, tree) in [Tree::Notifications, Tree::Jobs, Tree::IdpGrantExpiry]
+                .into_iter()
+                .enumerate()
+            {
+                let old = db.open_tree(tree.name()).unwrap();
+                for key in 0..(MIGRATION_BATCH as u32 + 3) {
+                    old.insert(key.to_be_bytes(), vec![u8::try_from(number).unwrap(); 3])
+                        .unwrap();
+                }
+            }
+            db.flush().unwrap();
+        }
+        let engine = SledEngine::open(directory.path()).unwrap();
+        for (number, tree) in [Tree::Notifications, Tree::Jobs, Tree::IdpGrantExpiry]
+            .into_iter()
+            .enumerate()
+        {
+            let moved = entries(&engine, tree);
+            assert_eq!(moved.len(), MIGRATION_BATCH + 3, "{tree:?}");
+            assert_eq!(
+                moved[7],
+                (
+                    7u32.to_be_bytes().to_vec(),
+                    vec![u8::try_from(number).unwrap(); 3]
+                )
+            );
+            assert_eq!(
+                engine.get(tree, &5u32.to_be_bytes()).unwrap(),
+                Some(vec![u8::try_from(number).unwrap(); 3])
+            );
+        }
+        assert!(entries(&engine, Tree::Due).is_empty());
+        let names = engine.db.tree_names();
+        assert!(
+            !names.iter().any(|name| name.as_ref() == b"jobs"),
+            "the old trees are dropped"
+        );
+        drop(engine);
+        // Reopened, nothing is moved twice and the entries stay.
+        let engine = SledEngine::open(directory.path()).unwrap();
+        assert_eq!(entries(&engine, Tree::Jobs).len(), MIGRATION_BATCH + 3);
+    }
+
+    #[test]
+    fn trees_keep_their_own_keys_in_the_one_sled_tree() {
+        let directory = tempfile::tempdir().unwrap();
+        let engine = SledEngine::open(directory.path()).unwrap();
+        let mut batch = WriteBatch::new();
+        for tree in Tree::ALL {
+            batch.insert((tree, vec![]), Some(vec![tree.byte()]));
+            batch.insert((tree, vec![0xff, 0xff]), Some(vec![tree.byte(), 1]));
+        }
+        engine.commit(&batch).unwrap();
+        for tree in Tree::ALL {
+            assert_eq!(
+                entries(&engine, tree),
+                vec![
+                    (vec![], vec![tree.byte()]),
+                    (vec![0xff, 0xff], vec![tree.byte(), 1])
+                ],
+                "{tree:?}"
+            );
+            let mut reversed = Vec::new();
+            engine
+                .scan(
+                    tree,
+                    (Bound::Excluded(vec![]), Bound::Unbounded),
+                    true,
+                    &mut |key, _| {
+                        reversed.push(key.to_vec());
+                        ControlFlow::Continue(())
+                    },
+                )
+                .unwrap();
+            assert_eq!(reversed, vec![vec![0xff, 0xff]], "{tree:?}");
+        }
+        let mut removal = WriteBatch::new();
+        removal.insert((Tree::Due, vec![0xff, 0xff]), None);
+        engine.commit(&removal).unwrap();
+        assert_eq!(entries(&engine, Tree::Due).len(), 1);
+        assert_eq!(entries(&engine, Tree::Status).len(), 2);
     }
 }
