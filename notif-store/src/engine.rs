@@ -38,7 +38,8 @@ pub enum Tree {
     Jobs,
     /// due time | notification id | subscription id → ().
     Due,
-    /// notification id | subscription id → delivery-status record.
+    /// notification id | subscription id → delivery-status record (none while the endpoint
+    /// has only the job a write queued: that job reads as pending).
     Status,
     /// position → the identity provider's signing key.
     IdpKeys,

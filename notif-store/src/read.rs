@@ -1,6 +1,7 @@
 //! The queries: listing, change replay, delivery status and lookups, each costing in
 //! proportion to what it returns.
 
+use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
 
 use notif_core::delivery::DeliveryRecord;
@@ -11,7 +12,7 @@ use notif_core::time::Timestamp;
 
 use crate::engine::{Engine, Tree};
 use crate::keys;
-use crate::records::{self, NotificationRecord, StatusRecord};
+use crate::records::{self, JobRecord, NotificationRecord, StatusRecord};
 use crate::tx::{Direct, Reader, scan_prefix};
 
 /// A page of the feed, newest first: a forward scan of the feed's notifications (keyed by
@@ -179,19 +180,37 @@ pub(crate) fn get<E: Engine + ?Sized>(
         .filter(|notification| notification.expiration > now))
 }
 
-/// The delivery status of a notification at each endpoint.
+/// The delivery status of a notification at each endpoint: its status record, or — while an
+/// endpoint has none, only the job a write queued for it — pending since the notification's
+/// last change (a new notification's jobs are written without a status record).
 pub(crate) fn delivery_status<E: Engine + ?Sized>(
     engine: &E,
     feed: &FeedKey,
     id: NotificationId,
 ) -> Result<Vec<DeliveryRecord>, StoreError> {
-    if Direct(engine).notification(feed, id)?.is_none() {
+    let Some(notification) = Direct(engine).notification(feed, id)? else {
         return Ok(Vec::new());
+    };
+    let mut records = BTreeMap::new();
+    for (key, value) in scan_prefix(&Direct(engine), Tree::Status, id.as_bytes(), usize::MAX)? {
+        let record = records::decode::<StatusRecord>(&key, &value)?.into_domain(&key)?;
+        records.insert(record.subscription, record);
     }
-    scan_prefix(&Direct(engine), Tree::Status, id.as_bytes(), usize::MAX)?
-        .into_iter()
-        .map(|(key, value)| records::decode::<StatusRecord>(&key, &value)?.into_domain(&key))
-        .collect()
+    let changed_at = notification
+        .last_modified_at
+        .unwrap_or(notification.created_at);
+    for (key, value) in scan_prefix(&Direct(engine), Tree::Jobs, id.as_bytes(), usize::MAX)? {
+        // An undecodable job says nothing of its endpoint; its lease drops it.
+        let Ok((_, job)) =
+            records::decode::<JobRecord>(&key, &value).and_then(|record| record.into_domain(&key))
+        else {
+            continue;
+        };
+        records
+            .entry(job.subscription)
+            .or_insert_with(|| DeliveryRecord::pending(&job, changed_at));
+    }
+    Ok(records.into_values().collect())
 }
 
 /// How many entries `tree` holds.

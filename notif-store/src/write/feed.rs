@@ -197,7 +197,9 @@ fn put_job<E: Engine + ?Sized>(
     let key = keys::job_key(job.notification, job.subscription);
     let mut job = job.clone();
     let mut queued = Queued::Nothing;
-    if let Some(previous) = tx.record::<JobRecord>(Tree::Jobs, &key)? {
+    let previous = tx.record::<JobRecord>(Tree::Jobs, &key)?;
+    let replaces_a_job = previous.is_some();
+    if let Some(previous) = previous {
         // Decided before the hand-off is touched: a job this one would not replace stays
         // where it is, handed over or not.
         let pending = Queued::Pending {
@@ -233,10 +235,14 @@ fn put_job<E: Engine + ?Sized>(
     };
     tx.put(Tree::Jobs, key, &record);
     tx.put_raw(Tree::Due, keys::due_key(job.due, &key), &[]);
-    tx.put(
-        Tree::Status,
-        key,
-        &StatusRecord::from(&DeliveryRecord::pending(&job, now)),
-    );
+    // The job itself reads as pending (see `read::delivery_status`): a pending status is
+    // written only over one an earlier change left, so a new notification's jobs write none.
+    if replaces_a_job || tx.read(Tree::Status, &key)?.is_some() {
+        tx.put(
+            Tree::Status,
+            key,
+            &StatusRecord::from(&DeliveryRecord::pending(&job, now)),
+        );
+    }
     Ok(lease_end.map(|_| job))
 }

@@ -11,6 +11,13 @@
 //! vs 100,000 notifications), `memory` (idle RSS of notifd and growth per 100,000 pending
 //! jobs), `latency` (p99 create latency at half the maximum throughput). `--quick` shortens
 //! every scenario. Writes `target/notif-bench.json`.
+//!
+//! Not run by default: `store-workload [--settle]`, a fixed workload for instruction counts
+//! that do not depend on the machine's noise, to run under callgrind (`valgrind
+//! --tool=callgrind target/release/notif-bench store-workload`): 1,000 creates with three jobs
+//! each into a fresh sled store, one at a time; with `--settle`, then their leases and
+//! settlements. Read the store writer thread's count (`run_writer`, inclusive): sled's I/O
+//! threads spin while they wait, so the program's total grows with the time it ran.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::print_stderr)]
 
@@ -19,13 +26,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use notif_core::delivery::{DeliveryState, Settlement};
 use notif_core::feed::FeedOp;
-use notif_core::ids::{AppId, HostName, NotificationId, UserId};
+use notif_core::ids::{AppId, ClientId, HostName, NotificationId, SubscriptionId, UserId};
 use notif_core::notification::{
     ChangeSeq, DraftContext, FeedKey, Limits, NotificationDraft, VisualContentDraft,
 };
 use notif_core::platform::Platform;
-use notif_core::ports::{ListQuery, NotificationStore, StoreAdmin as _};
+use notif_core::ports::{
+    DeliveryQueue as _, ListQuery, NotificationStore, StoreAdmin as _, SubscriptionStore as _,
+};
+use notif_core::subscription::{PushChannel, Subscription};
 use notif_core::time::Timestamp;
 use notif_grpc::RateLimits;
 use notif_grpc::pb;
@@ -848,8 +859,97 @@ fn crate_bench(package: &str, bench: &str, arguments: &[&str], quick: bool) -> V
         .unwrap_or_else(|| json!({"error": String::from_utf8_lossy(&output.stderr).to_string()}))
 }
 
+/// Creates in [`store_workload`].
+const WORKLOAD_CREATES: u64 = 1_000;
+/// Feeds (users) in [`store_workload`], each with three devices.
+const WORKLOAD_FEEDS: u64 = 8;
+
+/// The fixed store workload (see the module's documentation).
+async fn store_workload(settle: bool) {
+    let now = Timestamp::from_unix_millis(1_800_000_000_000);
+    let directory = tempfile::tempdir().unwrap();
+    let store = notif_store::SledStore::open(directory.path()).unwrap();
+    let host = HostName::new(DEMO_HOST).unwrap();
+    let feed = |number: u64| FeedKey {
+        app: AppId::new("demo").unwrap(),
+        user: UserId::new(format!("user{}", number % WORKLOAD_FEEDS)).unwrap(),
+    };
+    for user in 0..WORKLOAD_FEEDS {
+        for device in 0..3u8 {
+            let subscription = Subscription {
+                id: SubscriptionId::from_parts(user, [device; 10]),
+                feed: feed(user),
+                client_id: ClientId::new("device").unwrap(),
+                channel: PushChannel::Fcm {
+                    registration_token: format!("token-{user}-{device}"),
+                },
+                created_at: now,
+                expires_at: now.saturating_add(Duration::from_secs(86_400)),
+            };
+            store.subscribe(subscription, 100).await.unwrap();
+        }
+    }
+    for number in 0..WORKLOAD_CREATES {
+        let feed = feed(number);
+        let mut random = [0u8; 10];
+        random[2..].copy_from_slice(&number.to_be_bytes());
+        let context = DraftContext {
+            feed: &feed,
+            app_host: &host,
+            now,
+            limits: &Limits::default(),
+        };
+        let notification = draft(number)
+            .validate(NotificationId::from_parts(1, random), context)
+            .unwrap();
+        let write = store
+            .write(&feed, FeedOp::Upsert(Box::new(notification)), now)
+            .await
+            .unwrap();
+        assert_eq!(write.jobs.len(), 3);
+    }
+    if settle {
+        settle_every_job(&store, now).await;
+    }
+    store.close().await.unwrap();
+}
+
+/// Leases every due job of `store` and settles it delivered, a batch of 64 at a time.
+async fn settle_every_job(store: &notif_store::SledStore, now: Timestamp) {
+    loop {
+        let leased = store
+            .lease_due(now, 64, Duration::from_secs(30))
+            .await
+            .unwrap();
+        if leased.is_empty() {
+            break;
+        }
+        let delivered = Settlement::Done(DeliveryState::Delivered {
+            at: now,
+            text_shortened: false,
+        });
+        let settlements = leased
+            .into_iter()
+            .map(|leased| (leased.job, delivered.clone()))
+            .collect();
+        store.settle(settlements, now).await.unwrap();
+    }
+}
+
 fn main() {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
+    if arguments
+        .iter()
+        .any(|argument| argument == "store-workload")
+    {
+        let settle = arguments.iter().any(|argument| argument == "--settle");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(store_workload(settle));
+        return;
+    }
     let settings = Settings {
         quick: arguments.iter().any(|argument| argument == "--quick"),
     };
