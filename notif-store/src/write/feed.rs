@@ -64,7 +64,10 @@ pub(crate) fn write_feed<E: Engine + ?Sized>(
         let sendable = lease_end
             .and_then(|lease_end| handoff::sendable_until(&write, &subscriptions, job, lease_end));
         let lease_end = lease_end.filter(|_| sendable.is_some());
-        let stored = put_job(tx, feed, job, now, lease_end)?;
+        // A notification the write did not find stored is new (its id was minted for it): it
+        // has no earlier job or status to read.
+        let new = !current.iter().any(|stored| stored.id == job.notification);
+        let stored = put_job(tx, feed, job, new, now, lease_end)?;
         if let (Some(job), Some((notification, subscription))) = (stored, sendable) {
             leased.push(LeasedJob {
                 job,
@@ -186,18 +189,24 @@ fn put_notification<E: Engine + ?Sized>(
 /// superseded like a pending one. When the superseded job is in flight, the new one waits for
 /// it (until it settles or its lease ends), so a device never receives an older change after
 /// a newer one. Otherwise, with a `lease_end`, the job is written leased until then and
-/// returned, to be handed over.
+/// returned, to be handed over. The job of a `new` notification supersedes nothing, so
+/// nothing earlier is read for it.
 fn put_job<E: Engine + ?Sized>(
     tx: &mut Tx<'_, E>,
     feed: &FeedKey,
     job: &DeliveryJob,
+    new: bool,
     now: Timestamp,
     lease_end: Option<Timestamp>,
 ) -> Result<Option<DeliveryJob>, StoreError> {
     let key = keys::job_key(job.notification, job.subscription);
     let mut job = job.clone();
     let mut queued = Queued::Nothing;
-    let previous = tx.record::<JobRecord>(Tree::Jobs, &key)?;
+    let previous = if new {
+        None
+    } else {
+        tx.record::<JobRecord>(Tree::Jobs, &key)?
+    };
     let replaces_a_job = previous.is_some();
     if let Some(previous) = previous {
         // Decided before the hand-off is touched: a job this one would not replace stays
@@ -237,7 +246,7 @@ fn put_job<E: Engine + ?Sized>(
     tx.put_raw(Tree::Due, keys::due_key(job.due, &key), &[]);
     // The job itself reads as pending (see `read::delivery_status`): a pending status is
     // written only over one an earlier change left, so a new notification's jobs write none.
-    if replaces_a_job || tx.read(Tree::Status, &key)?.is_some() {
+    if replaces_a_job || (!new && tx.read(Tree::Status, &key)?.is_some()) {
         tx.put(
             Tree::Status,
             key,
