@@ -1,5 +1,5 @@
 //! The key-value engines under the store: sled (durable) and an in-memory map. The store's
-//! logic is written once over [`Engine`]; an engine only stores bytes in named trees, applies
+//! logic is written once over [`Engine`]; an engine only stores bytes in its trees, applies
 //! a batch atomically, and flushes.
 
 use std::collections::BTreeMap;

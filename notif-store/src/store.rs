@@ -37,7 +37,7 @@ use crate::{read, write};
 
 /// The most commands applied before one flush.
 const MAX_GROUP: usize = 512;
-/// The most writes staged in one group: bounds the transaction — how long the commands queued
+/// The most writes staged in one group: bounds the batch — how long the commands queued
 /// behind it wait, and the transient memory it takes, which the allocator keeps afterwards (at
 /// 2,048 a pending job cost ~1,000 bytes of RSS, at 512 ~820).
 const MAX_GROUP_WRITES: usize = 512;
