@@ -268,40 +268,49 @@ impl SledEngine {
         Ok(engine)
     }
 
-    /// Moves the entries of a directory written with one sled tree per store tree (as
-    /// notif 0.1 wrote them) into the prefixed layout. Each old tree is copied, flushed, then dropped,
-    /// so a crash part-way leaves it to be copied again (the copy overwrites the same keys).
+    /// Moves the entries of a directory written with one sled tree per store tree (as notif
+    /// 0.1 wrote them) into the prefixed layout: every old tree is copied, the copies flushed,
+    /// then the old trees dropped and the drops flushed before the store takes a write. A
+    /// crash part-way leaves old trees to be copied again (the copy overwrites the same keys).
     fn migrate_tree_per_store_tree(&self) -> Result<(), StoreError> {
         let existing = self.db.tree_names();
-        for tree in Tree::ALL {
-            let name = tree.name();
-            if !existing
-                .iter()
-                .any(|existing| existing.as_ref() == name.as_bytes())
-            {
-                continue;
-            }
-            let old = self.db.open_tree(&name).map_err(unavailable)?;
+        let old_trees = Tree::ALL
+            .into_iter()
+            .filter(|tree| {
+                let name = tree.name();
+                existing
+                    .iter()
+                    .any(|existing| existing.as_ref() == name.as_bytes())
+            })
+            .map(|tree| Ok((tree, self.db.open_tree(tree.name()).map_err(unavailable)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        if old_trees.is_empty() {
+            return Ok(());
+        }
+        for (tree, old) in &old_trees {
             let mut batch = sled::Batch::default();
-            let mut batched = 0;
-            for entry in old.iter() {
+            for (copied, entry) in old.iter().enumerate() {
                 let (key, value) = entry.map_err(unavailable)?;
-                batch.insert(prefixed(tree, &key), value);
-                batched += 1;
-                if batched == MIGRATION_BATCH {
+                batch.insert(prefixed(*tree, &key), value);
+                if (copied + 1) % MIGRATION_BATCH == 0 {
                     self.entries
                         .apply_batch(std::mem::take(&mut batch))
                         .map_err(unavailable)?;
-                    batched = 0;
                 }
             }
             self.entries.apply_batch(batch).map_err(unavailable)?;
-            self.flush()?;
-            drop(old);
-            self.db.drop_tree(&name).map_err(unavailable)?;
-            self.flush()?;
-            tracing::info!(tree = %name, "moved a store tree into the prefixed layout");
         }
+        self.flush()?;
+        let moved = old_trees.len();
+        for (tree, old) in old_trees {
+            drop(old);
+            self.db.drop_tree(tree.name()).map_err(unavailable)?;
+        }
+        self.flush()?;
+        tracing::info!(
+            trees = moved,
+            "moved the store's trees into the prefixed layout"
+        );
         Ok(())
     }
 }
