@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::ops::{Bound, ControlFlow};
 
 use notif_core::delivery::DeliveryRecord;
+use notif_core::fanout::DeliveryJob;
 use notif_core::ids::NotificationId;
 use notif_core::notification::{ChangeSeq, FeedKey, Notification};
 use notif_core::ports::{ChangePage, ListPage, ListQuery, StoreError};
@@ -180,9 +181,7 @@ pub(crate) fn get<E: Engine + ?Sized>(
         .filter(|notification| notification.expiration > now))
 }
 
-/// The delivery status of a notification at each endpoint: its status record, or — while an
-/// endpoint has none, only the job a write queued for it — pending since the notification's
-/// last change (a new notification's jobs are written without a status record).
+/// The delivery status of a notification at each endpoint (see [`with_pending`]).
 pub(crate) fn delivery_status<E: Engine + ?Sized>(
     engine: &E,
     feed: &FeedKey,
@@ -191,26 +190,44 @@ pub(crate) fn delivery_status<E: Engine + ?Sized>(
     let Some(notification) = Direct(engine).notification(feed, id)? else {
         return Ok(Vec::new());
     };
-    let mut records = BTreeMap::new();
+    let mut statuses = Vec::new();
     for (key, value) in scan_prefix(&Direct(engine), Tree::Status, id.as_bytes(), usize::MAX)? {
-        let record = records::decode::<StatusRecord>(&key, &value)?.into_domain(&key)?;
-        records.insert(record.subscription, record);
+        statuses.push(records::decode::<StatusRecord>(&key, &value)?.into_domain(&key)?);
     }
+    let jobs = scan_prefix(&Direct(engine), Tree::Jobs, id.as_bytes(), usize::MAX)?
+        .into_iter()
+        .filter_map(|(key, value)| {
+            records::decode::<JobRecord>(&key, &value)
+                .and_then(|record| record.into_domain(&key))
+                .ok()
+        })
+        .map(|(_, job)| job);
+    Ok(with_pending(&notification, statuses, jobs))
+}
+
+/// Each endpoint's delivery status, in subscription order: its status record, or — while an
+/// endpoint has none, only the job a write queued for it — pending since the notification's
+/// last change. A new notification's jobs are written without a status record, on every
+/// store; an undecodable job says nothing of its endpoint (its lease drops it), so callers
+/// pass only the jobs that decode.
+pub(crate) fn with_pending(
+    notification: &Notification,
+    statuses: impl IntoIterator<Item = DeliveryRecord>,
+    jobs: impl IntoIterator<Item = DeliveryJob>,
+) -> Vec<DeliveryRecord> {
+    let mut records: BTreeMap<_, _> = statuses
+        .into_iter()
+        .map(|record| (record.subscription, record))
+        .collect();
     let changed_at = notification
         .last_modified_at
         .unwrap_or(notification.created_at);
-    for (key, value) in scan_prefix(&Direct(engine), Tree::Jobs, id.as_bytes(), usize::MAX)? {
-        // An undecodable job says nothing of its endpoint; its lease drops it.
-        let Ok((_, job)) =
-            records::decode::<JobRecord>(&key, &value).and_then(|record| record.into_domain(&key))
-        else {
-            continue;
-        };
+    for job in jobs {
         records
             .entry(job.subscription)
             .or_insert_with(|| DeliveryRecord::pending(&job, changed_at));
     }
-    Ok(records.into_values().collect())
+    records.into_values().collect()
 }
 
 /// How many entries `tree` holds.

@@ -1,5 +1,6 @@
 //! Feed writes: the op resolved, applied by the domain rule, and persisted — new versions,
-//! their change-log position, the counters, every delivery job and its status — in the
+//! their change-log position, the counters, every delivery job (and its pending status when it
+//! replaces an earlier change's; a new notification's jobs read as pending) — in the
 //! caller's transaction.
 
 use std::sync::{Arc, Mutex};
@@ -144,6 +145,7 @@ pub(crate) async fn write_feed(
         .map(|(notification, _)| put_notification(client, notification));
     let queued = Queue {
         write: &write,
+        current: &current,
         subscriptions: &subscriptions,
         local,
     };
@@ -234,6 +236,8 @@ async fn put_notification(
 /// The jobs of one feed write, to queue.
 struct Queue<'a> {
     write: &'a FeedWrite,
+    /// The stored notifications the write addressed: a job of any other is new.
+    current: &'a [Notification],
     subscriptions: &'a [Subscription],
     local: &'a Local,
 }
@@ -242,7 +246,10 @@ impl Queue<'_> {
     /// Queues the write's jobs by the queue rules: each supersedes a pending job for its
     /// (notification, endpoint), or waits behind one in flight, so a device never receives
     /// an older change after a newer one. A job that can go at once is, with a hand-over,
-    /// written leased and returned; the flag says whether any was written due.
+    /// written leased and returned; the flag says whether any was written due. A new
+    /// notification's jobs (its id was minted for this write) supersede nothing: nothing is
+    /// locked or read for them, and they are written without a status — a job reads as pending
+    /// (see [`crate::read::with_pending`]).
     async fn enqueue(
         &self,
         client: &impl GenericClient,
@@ -250,8 +257,14 @@ impl Queue<'_> {
         now: Timestamp,
     ) -> Result<(Vec<LeasedJob>, bool), TxError> {
         let jobs = &self.write.jobs;
-        let keys: Vec<_> = jobs.iter().map(jobs::key).collect();
-        let stored = lock_jobs(client, &keys).await?;
+        let new = |job: &DeliveryJob| {
+            !self
+                .current
+                .iter()
+                .any(|stored| stored.id == job.notification)
+        };
+        let earlier: Vec<_> = jobs.iter().filter(|job| !new(job)).map(jobs::key).collect();
+        let stored = lock_jobs(client, &earlier).await?;
         let mut rows = Vec::with_capacity(jobs.len());
         let mut statuses = Vec::with_capacity(jobs.len());
         let mut leased = Vec::new();
@@ -277,7 +290,9 @@ impl Queue<'_> {
                     true
                 }
             };
-            statuses.push(DeliveryRecord::pending(&job, now));
+            if !new(&job) {
+                statuses.push(DeliveryRecord::pending(&job, now));
+            }
             let handed = self.local.lease.filter(|_| !waiting).and_then(|lease| {
                 let lease_end = now.saturating_add(lease);
                 handoff::sendable_until(self.write, self.subscriptions, &job, lease_end)

@@ -10,7 +10,7 @@ use notif_core::time::Timestamp;
 
 use super::rows::{self, feed_columns};
 use super::tx::{TxError, query};
-use crate::read::Pager;
+use crate::read::{Pager, with_pending};
 
 /// The first chunk a listing reads; each further chunk is four times the last, so a page
 /// costs a few round trips however sparse its filter.
@@ -176,23 +176,54 @@ pub(crate) async fn notification(
         .transpose()?)
 }
 
-/// The delivery status of a notification of the feed at each endpoint.
+/// The delivery status of a notification of the feed at each endpoint (see
+/// [`with_pending`]). Its status rows and its jobs are read by one statement, so in one
+/// snapshot: a settlement removes a job and writes its status in one transaction, and an
+/// endpoint is never seen between the two.
 pub(crate) async fn delivery_status(
     client: &impl GenericClient,
     feed: &FeedKey,
     id: NotificationId,
 ) -> Result<Vec<DeliveryRecord>, TxError> {
-    if notification(client, feed, id).await?.is_none() {
+    let (notification, found) = futures_util::try_join!(
+        notification(client, feed, id),
+        statuses_and_jobs(client, id),
+    )?;
+    let Some(notification) = notification else {
         return Ok(Vec::new());
-    }
-    let found = query(
+    };
+    let (statuses, jobs): (Vec<_>, Vec<_>) = found.iter().partition(|row| row.get("settled"));
+    let statuses = statuses
+        .into_iter()
+        .map(rows::status)
+        .collect::<Result<Vec<_>, _>>()?;
+    let jobs = jobs.into_iter().filter_map(|row| {
+        rows::job_record(row)
+            .and_then(|(key, record)| record.into_domain(&key))
+            .ok()
+    });
+    Ok(with_pending(
+        &notification,
+        statuses,
+        jobs.map(|(_, job)| job),
+    ))
+}
+
+/// The status rows (`settled`) and the job rows of a notification.
+async fn statuses_and_jobs(
+    client: &impl GenericClient,
+    id: NotificationId,
+) -> Result<Vec<tokio_postgres::Row>, TxError> {
+    query(
         client,
-        "SELECT notification, subscription, record FROM notif_delivery_status \
-         WHERE notification = $1 ORDER BY subscription",
+        "SELECT true AS settled, notification, subscription, record \
+           FROM notif_delivery_status WHERE notification = $1 \
+         UNION ALL \
+         SELECT false, notification, subscription, record FROM notif_jobs \
+           WHERE notification = $1",
         &[id.as_uuid()],
     )
-    .await?;
-    Ok(found.iter().map(rows::status).collect::<Result<_, _>>()?)
+    .await
 }
 
 /// A subscription by id.

@@ -244,7 +244,7 @@ fn put_job<E: Engine + ?Sized>(
     };
     tx.put(Tree::Jobs, key, &record);
     tx.put_raw(Tree::Due, keys::due_key(job.due, &key), &[]);
-    // The job itself reads as pending (see `read::delivery_status`): a pending status is
+    // The job itself reads as pending (see `read::with_pending`): a pending status is
     // written only over one an earlier change left, so a new notification's jobs write none.
     if replaces_a_job || (!new && tx.read(Tree::Status, &key)?.is_some()) {
         tx.put(
