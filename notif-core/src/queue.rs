@@ -91,6 +91,14 @@ pub fn enqueue(queued: Queued, job: &DeliveryJob, now: Timestamp) -> Enqueue {
     }
 }
 
+/// Whether `job` is of a notification the write minted: none of `current` (the stored
+/// versions the write addressed) is it. Such a job supersedes nothing and has no earlier
+/// status, so a store reads nothing for it and writes it without a status (it reads as
+/// pending until settled).
+pub fn of_new_notification(current: &[Notification], job: &DeliveryJob) -> bool {
+    !current.iter().any(|stored| stored.id == job.notification)
+}
+
 /// What a store holds for a settled job's (notification, endpoint) when its settlement
 /// arrives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -247,9 +247,9 @@ impl Queue<'_> {
     /// (notification, endpoint), or waits behind one in flight, so a device never receives
     /// an older change after a newer one. A job that can go at once is, with a hand-over,
     /// written leased and returned; the flag says whether any was written due. A new
-    /// notification's jobs (its id was minted for this write) supersede nothing: nothing is
-    /// locked or read for them, and they are written without a status — a job reads as pending
-    /// (see [`crate::read::with_pending`]).
+    /// notification's jobs ([`queue::of_new_notification`]) supersede nothing: nothing is
+    /// locked for them, and they are written without a status (see
+    /// [`crate::read::with_pending`]).
     async fn enqueue(
         &self,
         client: &impl GenericClient,
@@ -257,12 +257,7 @@ impl Queue<'_> {
         now: Timestamp,
     ) -> Result<(Vec<LeasedJob>, bool), TxError> {
         let jobs = &self.write.jobs;
-        let new = |job: &DeliveryJob| {
-            !self
-                .current
-                .iter()
-                .any(|stored| stored.id == job.notification)
-        };
+        let new = |job: &DeliveryJob| queue::of_new_notification(self.current, job);
         let earlier: Vec<_> = jobs.iter().filter(|job| !new(job)).map(jobs::key).collect();
         let stored = lock_jobs(client, &earlier).await?;
         let mut rows = Vec::with_capacity(jobs.len());

@@ -64,9 +64,7 @@ pub(crate) fn write_feed<E: Engine + ?Sized>(
         let sendable = lease_end
             .and_then(|lease_end| handoff::sendable_until(&write, &subscriptions, job, lease_end));
         let lease_end = lease_end.filter(|_| sendable.is_some());
-        // A notification the write did not find stored is new (its id was minted for it): it
-        // has no earlier job or status to read.
-        let new = !current.iter().any(|stored| stored.id == job.notification);
+        let new = queue::of_new_notification(&current, job);
         let stored = put_job(tx, feed, job, new, now, lease_end)?;
         if let (Some(job), Some((notification, subscription))) = (stored, sendable) {
             leased.push(LeasedJob {
