@@ -18,12 +18,17 @@ use notif_core::subscription::Subscription;
 use notif_core::time::Timestamp;
 
 use super::jobs::{self, lock_jobs, put_jobs, put_statuses};
-use super::read::feed_subscriptions;
+use super::read::{FEED_SUBSCRIPTIONS, feed_subscriptions};
 use super::rows::{self, JobColumns, feed_columns};
-use super::tx::{TxError, execute, query};
+use super::tx::{TxError, execute, prepare, query};
 use crate::handoff::{self, HandedOver, Handoff};
 use crate::keys;
 use crate::records::{self, JobRecord, NotificationRecord};
+
+/// The statement of [`lock_feed`].
+const LOCK_FEED: &str = "INSERT INTO notif_feeds (app, usr) VALUES ($1, $2) \
+     ON CONFLICT (app, usr) DO UPDATE SET last_seq = notif_feeds.last_seq \
+     RETURNING last_seq, unread";
 
 /// Takes the feed's row — created on first use — and holds its lock until commit; returns
 /// its last change number and unread count.
@@ -37,14 +42,7 @@ pub(crate) async fn lock_feed(
     feed: &FeedKey,
 ) -> Result<(u64, u64), TxError> {
     let (app, user) = feed_columns(feed);
-    let rows = query(
-        client,
-        "INSERT INTO notif_feeds (app, usr) VALUES ($1, $2) \
-         ON CONFLICT (app, usr) DO UPDATE SET last_seq = notif_feeds.last_seq \
-         RETURNING last_seq, unread",
-        &[&app, &user],
-    )
-    .await?;
+    let rows = query(client, LOCK_FEED, &[&app, &user]).await?;
     let row = rows.first().ok_or_else(|| {
         TxError::Store(notif_core::ports::StoreError::Unavailable(
             "the feed row was not returned".into(),
@@ -114,9 +112,16 @@ pub(crate) async fn write_feed(
     now: Timestamp,
     local: &Local,
 ) -> Result<(FeedWrite, Vec<LeasedJob>, bool), TxError> {
-    let (last_seq, unread) = lock_feed(client, feed).await?;
     let target = op.target();
-    let (current, subscriptions) = futures_util::try_join!(
+    // In one round trip: the server runs the statements in the order they are sent, so the
+    // reads run once the feed's lock is held and see every write committed before it.
+    prepare(
+        client,
+        &[LOCK_FEED, resolve_statement(&target), FEED_SUBSCRIPTIONS],
+    )
+    .await?;
+    let ((last_seq, unread), current, subscriptions) = futures_util::try_join!(
+        lock_feed(client, feed),
         resolve(client, feed, &target),
         feed_subscriptions(client, feed),
     )?;
@@ -157,6 +162,24 @@ pub(crate) async fn write_feed(
     Ok((write, leased, wrote_due))
 }
 
+/// The statement of [`resolve`] for `target`.
+fn resolve_statement(target: &Target) -> &'static str {
+    match target {
+        Target::Id(_) => {
+            "SELECT id, record FROM notif_notifications WHERE app = $1 AND usr = $2 AND id = $3"
+        }
+        Target::AppNotificationId(_) => {
+            "SELECT n.id, n.record FROM notif_app_ids a \
+             JOIN notif_notifications n ON n.app = a.app AND n.usr = a.usr AND n.id = a.id \
+             WHERE a.app = $1 AND a.usr = $2 AND a.app_notification_id = $3"
+        }
+        Target::Group(_) => {
+            "SELECT id, record FROM notif_notifications \
+             WHERE app = $1 AND usr = $2 AND group_name = $3 ORDER BY id"
+        }
+    }
+}
+
 /// The live notifications `target` addresses (tombstones included).
 async fn resolve(
     client: &impl GenericClient,
@@ -164,32 +187,13 @@ async fn resolve(
     target: &Target,
 ) -> Result<Vec<Notification>, TxError> {
     let (app, user) = feed_columns(feed);
+    let statement = resolve_statement(target);
     let found = match target {
-        Target::Id(id) => query(
-            client,
-            "SELECT id, record FROM notif_notifications WHERE app = $1 AND usr = $2 AND id = $3",
-            &[&app, &user, id.as_uuid()],
-        )
-        .await?,
+        Target::Id(id) => query(client, statement, &[&app, &user, id.as_uuid()]).await?,
         Target::AppNotificationId(key) => {
-            query(
-                client,
-                "SELECT n.id, n.record FROM notif_app_ids a \
-                 JOIN notif_notifications n ON n.app = a.app AND n.usr = a.usr AND n.id = a.id \
-                 WHERE a.app = $1 AND a.usr = $2 AND a.app_notification_id = $3",
-                &[&app, &user, &key.as_str()],
-            )
-            .await?
+            query(client, statement, &[&app, &user, &key.as_str()]).await?
         }
-        Target::Group(group) => {
-            query(
-                client,
-                "SELECT id, record FROM notif_notifications \
-                 WHERE app = $1 AND usr = $2 AND group_name = $3 ORDER BY id",
-                &[&app, &user, &group.as_str()],
-            )
-            .await?
-        }
+        Target::Group(group) => query(client, statement, &[&app, &user, &group.as_str()]).await?,
     };
     found
         .iter()

@@ -240,18 +240,17 @@ pub(crate) async fn subscription(
     Ok(found.first().map(rows::subscription).transpose()?)
 }
 
+/// The statement of [`feed_subscriptions`].
+pub(crate) const FEED_SUBSCRIPTIONS: &str =
+    "SELECT id, record FROM notif_subscriptions WHERE app = $1 AND usr = $2 ORDER BY id";
+
 /// The feed's subscriptions, live or not, in id order.
 pub(crate) async fn feed_subscriptions(
     client: &impl GenericClient,
     feed: &FeedKey,
 ) -> Result<Vec<Subscription>, TxError> {
     let (app, user) = feed_columns(feed);
-    let found = query(
-        client,
-        "SELECT id, record FROM notif_subscriptions WHERE app = $1 AND usr = $2 ORDER BY id",
-        &[&app, &user],
-    )
-    .await?;
+    let found = query(client, FEED_SUBSCRIPTIONS, &[&app, &user]).await?;
     Ok(found
         .iter()
         .map(rows::subscription)

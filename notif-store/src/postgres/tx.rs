@@ -9,6 +9,7 @@ use std::time::Duration;
 use std::hash::{BuildHasher, Hasher};
 
 use deadpool_postgres::{GenericClient, Pool, Transaction};
+use futures_util::future::try_join_all;
 use notif_core::ports::StoreError;
 use tokio_postgres::Row;
 use tokio_postgres::error::SqlState;
@@ -122,6 +123,18 @@ fn jittered(backoff: Duration) -> Duration {
         .finish()
         % 1_000;
     backoff.mul_f64(0.5 + noise as f64 / 1_000.0)
+}
+
+/// Prepares those of `statements` the connection has not prepared yet (together, in one
+/// round trip). Statements sent together run in the order they were sent; one not prepared
+/// yet would prepare first and be overtaken, so a caller whose statements must run in order
+/// prepares them first.
+pub(crate) async fn prepare(
+    client: &impl GenericClient,
+    statements: &[&str],
+) -> Result<(), TxError> {
+    try_join_all(statements.iter().map(|sql| client.prepare_cached(sql))).await?;
+    Ok(())
 }
 
 /// Runs `sql` (prepared once per connection) and returns its rows.
