@@ -179,7 +179,8 @@ pub struct StoreSettings {
     pub url: Option<String>,
     /// The environment variable holding the database password (kept out of the file).
     pub password_env: Option<String>,
-    /// Most database connections this node opens.
+    /// Most database connections this node opens for reads and writes (its dispatcher keeps
+    /// two more of its own, so writes never make delivery wait).
     pub pool_size: usize,
     /// Announce changes to the other nodes with `LISTEN/NOTIFY` (off for engines without
     /// it, such as CockroachDB: then the poll alone carries them).

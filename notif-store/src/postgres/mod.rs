@@ -60,7 +60,8 @@ pub struct PostgresConfig {
     pub url: String,
     /// The password, when not in the URL (from an environment variable, say).
     pub password: Option<String>,
-    /// Most connections this node opens.
+    /// Most connections this node opens for its reads and writes; its dispatcher's queue
+    /// (leasing, settling) has two more of its own.
     pub pool_size: usize,
     /// How feed events reach the other nodes.
     pub events: EventDelivery,
@@ -126,12 +127,18 @@ fn redacted(url: &str) -> String {
     }
 }
 
+/// The connections a node keeps for its dispatcher's queue (leasing, settling, releasing):
+/// a burst of writes holding every other connection never makes delivery wait its turn.
+pub(crate) const QUEUE_CONNECTIONS: usize = 2;
+
 /// How often the health probe runs (and re-reads the database's clock).
 const PROBE_EVERY: Duration = Duration::from_secs(1);
 
 /// The storage ports on a PostgreSQL-wire database.
 pub struct PostgresStore {
     pool: Pool,
+    /// The dispatcher queue's own connections ([`QUEUE_CONNECTIONS`]).
+    queue_pool: Pool,
     node: String,
     settings: tokio_postgres::Config,
     health: Arc<Health>,
@@ -155,6 +162,7 @@ impl Drop for PostgresStore {
     fn drop(&mut self) {
         self.probe.abort();
         self.pool.close();
+        self.queue_pool.close();
     }
 }
 
@@ -203,12 +211,14 @@ impl PostgresStore {
         let _ = driver.await;
         migrated?;
         let pool = connect::pool(settings.clone(), config.pool_size)?;
+        let queue_pool = connect::pool(settings.clone(), QUEUE_CONNECTIONS)?;
         let health = Arc::new(Health::default());
         let clock = Arc::new(DatabaseClock::new());
         clock.synchronise(&pool).await?;
         let probe = tokio::spawn(probe(pool.clone(), Arc::clone(&health), Arc::clone(&clock)));
         Ok(Self {
             pool,
+            queue_pool,
             node: config.node.clone(),
             settings,
             health,
@@ -283,8 +293,24 @@ impl PostgresStore {
         &self,
         body: impl for<'t> FnMut(&'t deadpool_postgres::Transaction<'t>) -> tx::Body<'t, T>,
     ) -> Result<T, StoreError> {
+        self.write_on(&self.pool, body).await
+    }
+
+    /// A write of the dispatcher's queue, on its own connections.
+    async fn queue_write<T>(
+        &self,
+        body: impl for<'t> FnMut(&'t deadpool_postgres::Transaction<'t>) -> tx::Body<'t, T>,
+    ) -> Result<T, StoreError> {
+        self.write_on(&self.queue_pool, body).await
+    }
+
+    async fn write_on<T>(
+        &self,
+        pool: &Pool,
+        body: impl for<'t> FnMut(&'t deadpool_postgres::Transaction<'t>) -> tx::Body<'t, T>,
+    ) -> Result<T, StoreError> {
         let started = Instant::now();
-        let outcome = self.observed(transact(&self.pool, body).await);
+        let outcome = self.observed(transact(pool, body).await);
         self.writes.record(started.elapsed());
         outcome
     }
@@ -488,7 +514,7 @@ impl DeliveryQueue for PostgresStore {
         lease: Duration,
     ) -> Result<Vec<LeasedJob>, StoreError> {
         handoff::lease(&self.handoff, now, limit, lease, |wanted| {
-            self.write(move |transaction| {
+            self.queue_write(move |transaction| {
                 let node = self.node.clone();
                 Box::pin(
                     async move { queue::lease_due(transaction, &node, now, wanted, lease).await },
@@ -504,7 +530,7 @@ impl DeliveryQueue for PostgresStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let settlements = Arc::new(settlements);
-        self.write(|transaction| {
+        self.queue_write(|transaction| {
             let settlements = Arc::clone(&settlements);
             Box::pin(async move { queue::settle(transaction, &settlements, now).await })
         })
@@ -513,7 +539,7 @@ impl DeliveryQueue for PostgresStore {
 
     async fn release(&self, jobs: Vec<DeliveryJob>, due: Timestamp) -> Result<(), StoreError> {
         let jobs = Arc::new(jobs);
-        self.write(|transaction| {
+        self.queue_write(|transaction| {
             let jobs = Arc::clone(&jobs);
             Box::pin(async move { queue::release(transaction, &jobs, due).await })
         })
@@ -524,7 +550,7 @@ impl DeliveryQueue for PostgresStore {
         if let Some(written) = self.handoff.oldest() {
             return Ok(Some(written));
         }
-        self.query(|client| Box::pin(read::next_due(client))).await
+        self.observed(read(&self.queue_pool, |client| Box::pin(read::next_due(client))).await)
     }
 }
 
@@ -602,13 +628,14 @@ impl StoreAdmin for PostgresStore {
         drop(self.handoff.drain());
         let now = self.clock.now();
         let released = self
-            .write(|transaction| {
+            .queue_write(|transaction| {
                 let node = self.node.clone();
                 Box::pin(async move { queue::release_node(transaction, &node, now).await })
             })
             .await;
         self.probe.abort();
         self.pool.close();
+        self.queue_pool.close();
         let released = released?;
         if released > 0 {
             tracing::info!(released, node = %self.node, "gave back unsent leases");

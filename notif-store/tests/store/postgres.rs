@@ -1,6 +1,7 @@
 //! What only the PostgreSQL store promises: events between nodes (with `NOTIFY` and by
 //! polling), migrations two nodes run at once, retries on a serializable engine, stale
-//! settlements from a lapsed lease, and riding out a database restart.
+//! settlements from a lapsed lease, riding out a database restart, and delivery that writes
+//! holding every connection do not hold up.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -320,5 +321,120 @@ fn a_node_shutting_down_gives_back_its_unsent_leases() {
         assert_eq!(taken_over.len(), 1, "given back at once, not after an hour");
         assert_eq!(taken_over[0].job.notification, held[0].job.notification);
         assert_eq!(taken_over[0].job.change_seq, held[0].job.change_seq);
+    });
+}
+
+/// Writes that hold every connection of the pool — here, waiting on a feed's lock another
+/// session holds — do not hold up the dispatcher's queue: leasing and settling have
+/// connections of their own.
+#[test]
+fn writes_holding_every_connection_do_not_hold_up_delivery() {
+    run(async {
+        let factory = PostgresFactory::new(EventDelivery::Poll);
+        let url = TestPostgres::shared().fresh_url();
+        let config = PostgresConfig {
+            pool_size: 2,
+            ..factory.config(url.clone())
+        };
+        let harness = Arc::new(Harness::over(
+            Arc::new(PostgresStore::open(&config).await.unwrap()),
+            notif_store::LocalEvents::new(),
+        ));
+        let (alice, bob) = (user("alice"), user("bob"));
+        harness
+            .service
+            .subscribe(caller(&alice), channel("android", 1))
+            .await
+            .unwrap();
+        harness
+            .service
+            .create(caller(&alice), draft("n1"))
+            .await
+            .unwrap();
+        harness
+            .service
+            .create(caller(&bob), draft("b0"))
+            .await
+            .unwrap();
+        // Another session holds bob's feed: each of bob's writes takes a connection and waits
+        // (the first on that session, the next behind the first).
+        let (mut locker, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        let driver = tokio::spawn(connection);
+        let holding = locker.transaction().await.unwrap();
+        holding
+            .execute(
+                "SELECT 1 FROM notif_feeds WHERE usr = 'bob' FOR UPDATE",
+                &[],
+            )
+            .await
+            .unwrap();
+        let writes: Vec<_> = (1..=config.pool_size)
+            .map(|number| {
+                let (harness, bob) = (Arc::clone(&harness), bob.clone());
+                tokio::spawn(async move {
+                    harness
+                        .service
+                        .create(caller(&bob), draft(&format!("b{number}")))
+                        .await
+                })
+            })
+            .collect();
+        let waiting_on_the_lock = async {
+            loop {
+                let blocked: i64 = holding
+                    .query_one(
+                        "WITH RECURSIVE blocked(pid) AS ( \
+                           SELECT pid FROM pg_stat_activity \
+                           WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid)) \
+                           UNION SELECT a.pid FROM pg_stat_activity a JOIN blocked b \
+                             ON b.pid = ANY(pg_blocking_pids(a.pid))) \
+                         SELECT count(*) FROM blocked",
+                        &[],
+                    )
+                    .await
+                    .unwrap()
+                    .get(0);
+                if usize::try_from(blocked).unwrap() == config.pool_size {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        tokio::time::timeout(PATIENCE, waiting_on_the_lock)
+            .await
+            .expect("bob's writes hold every connection");
+
+        let now = harness.clock.now();
+        let leased = tokio::time::timeout(
+            PATIENCE,
+            harness.store.lease_due(now, 10, Duration::from_secs(30)),
+        )
+        .await
+        .expect("leasing waited for the writes' connections")
+        .unwrap();
+        assert_eq!(leased.len(), 1, "alice's job");
+        let delivered = Settlement::Done(DeliveryState::Delivered {
+            at: now,
+            text_shortened: false,
+        });
+        tokio::time::timeout(
+            PATIENCE,
+            harness
+                .store
+                .settle(vec![(leased[0].job.clone(), delivered)], now),
+        )
+        .await
+        .expect("settling waited for the writes' connections")
+        .unwrap();
+
+        holding.commit().await.unwrap();
+        for write in writes {
+            write.await.unwrap().unwrap();
+        }
+        assert_eq!(harness.store.pending_jobs().await.unwrap(), 0);
+        drop(locker);
+        let _ = driver.await;
     });
 }
