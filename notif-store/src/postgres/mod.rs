@@ -129,7 +129,7 @@ fn redacted(url: &str) -> String {
 
 /// The connections a node keeps for its dispatcher's queue (leasing, settling, releasing):
 /// a burst of writes holding every other connection never makes delivery wait its turn.
-pub(crate) const QUEUE_CONNECTIONS: usize = 2;
+const QUEUE_CONNECTIONS: usize = 2;
 
 /// How often the health probe runs (and re-reads the database's clock).
 const PROBE_EVERY: Duration = Duration::from_secs(1);
@@ -319,7 +319,23 @@ impl PostgresStore {
         &self,
         body: impl for<'c> FnOnce(&'c deadpool_postgres::Client) -> tx::Body<'c, T>,
     ) -> Result<T, StoreError> {
-        self.observed(read(&self.pool, body).await)
+        self.query_on(&self.pool, body).await
+    }
+
+    /// A read of the dispatcher's queue, on its own connections.
+    async fn queue_query<T>(
+        &self,
+        body: impl for<'c> FnOnce(&'c deadpool_postgres::Client) -> tx::Body<'c, T>,
+    ) -> Result<T, StoreError> {
+        self.query_on(&self.queue_pool, body).await
+    }
+
+    async fn query_on<T>(
+        &self,
+        pool: &Pool,
+        body: impl for<'c> FnOnce(&'c deadpool_postgres::Client) -> tx::Body<'c, T>,
+    ) -> Result<T, StoreError> {
+        self.observed(read(pool, body).await)
     }
 }
 
@@ -550,7 +566,8 @@ impl DeliveryQueue for PostgresStore {
         if let Some(written) = self.handoff.oldest() {
             return Ok(Some(written));
         }
-        self.observed(read(&self.queue_pool, |client| Box::pin(read::next_due(client))).await)
+        self.queue_query(|client| Box::pin(read::next_due(client)))
+            .await
     }
 }
 
