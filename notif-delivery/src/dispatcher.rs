@@ -417,39 +417,56 @@ struct Queued {
 }
 
 /// The lease loop's side of a lane: its queue, and the jobs parked while it is full.
-struct LaneQueue {
-    jobs: mpsc::Sender<Queued>,
-    parked: VecDeque<Queued>,
+struct LaneQueue<J = Queued> {
+    jobs: mpsc::Sender<J>,
+    parked: VecDeque<J>,
     capacity: usize,
 }
 
-impl LaneQueue {
-    /// How many more jobs the lane can take, queued or parked.
+impl<J> LaneQueue<J> {
+    /// How many more jobs the lane can take, queued or parked. The count only grows until
+    /// the next offer, as the lane's sender takes jobs from the queue.
     fn room(&self) -> usize {
         self.jobs.capacity() + self.capacity.saturating_sub(self.parked.len())
     }
 
-    /// Queues `job`, or parks it behind earlier parked jobs; gives it back when the lane's
-    /// parking is full too.
-    fn offer(&mut self, job: Queued) -> Option<Queued> {
-        if self.parked.is_empty() {
-            match self.jobs.try_send(job) {
-                Ok(()) => return None,
-                Err(mpsc::error::TrySendError::Full(job)) => return self.park(job),
-                // The lane stopped: shutdown; the job comes back when its lease ends.
-                Err(mpsc::error::TrySendError::Closed(_)) => return None,
-            }
+    /// Queues `job` behind the parked jobs (moving them into the queue first, as far as it
+    /// has room), or parks it; gives it back only when the queue and the parking are both
+    /// full, so `room()` offers in a row are all taken.
+    fn offer(&mut self, job: J) -> Option<J> {
+        if self.unpark() {
+            return self.park(job);
         }
-        self.park(job)
+        match self.jobs.try_send(job) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(job)) => self.park(job),
+            // The lane stopped: shutdown; the job comes back when its lease ends.
+            Err(mpsc::error::TrySendError::Closed(_)) => None,
+        }
     }
 
-    fn park(&mut self, job: Queued) -> Option<Queued> {
+    fn park(&mut self, job: J) -> Option<J> {
         if self.parked.len() < self.capacity {
             self.parked.push_back(job);
             None
         } else {
             Some(job)
         }
+    }
+
+    /// Moves parked jobs into the queue while it has room; whether any stay parked.
+    fn unpark(&mut self) -> bool {
+        while let Some(job) = self.parked.pop_front() {
+            match self.jobs.try_send(job) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(job)) => {
+                    self.parked.push_front(job);
+                    return true;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => self.parked.clear(),
+            }
+        }
+        false
     }
 }
 
@@ -458,21 +475,9 @@ const OVERFLOW_RETRY: Duration = Duration::from_secs(1);
 
 /// Moves parked jobs into their lanes' queues while there is room; whether any stay parked.
 fn unpark(lanes: &mut [LaneQueue]) -> bool {
-    let mut any_parked = false;
-    for lane in lanes {
-        while let Some(job) = lane.parked.pop_front() {
-            match lane.jobs.try_send(job) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(job)) => {
-                    lane.parked.push_front(job);
-                    break;
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => lane.parked.clear(),
-            }
-        }
-        any_parked |= !lane.parked.is_empty();
-    }
-    any_parked
+    lanes
+        .iter_mut()
+        .fold(false, |any_parked, lane| lane.unpark() | any_parked)
 }
 
 /// A lane's queue (and as much again parked): a few batches, so a busy lane keeps sending
@@ -593,4 +598,42 @@ async fn deliver(
     stats.record(leased.job.platform, &settlement);
     // The settler is gone only at shutdown; the job then comes back when its lease ends.
     let _ = settlements.send((leased.job, settlement)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lane(capacity: usize) -> (LaneQueue<u32>, mpsc::Receiver<u32>) {
+        let (jobs, queued) = mpsc::channel(capacity);
+        let lane = LaneQueue {
+            jobs,
+            parked: VecDeque::new(),
+            capacity,
+        };
+        (lane, queued)
+    }
+
+    #[test]
+    fn a_lane_takes_as_many_jobs_as_it_has_room_for_after_its_sender_took_one() {
+        let (mut lane, mut queued) = lane(2);
+        for job in 0..4 {
+            assert_eq!(lane.offer(job), None);
+        }
+        assert_eq!(lane.room(), 0);
+        assert_eq!(lane.offer(4), Some(4), "a full lane gives the job back");
+        assert_eq!(queued.try_recv(), Ok(0));
+        assert_eq!(lane.room(), 1);
+        assert_eq!(lane.offer(5), None, "the room the sender made takes a job");
+        let mut order = Vec::new();
+        while let Ok(job) = queued.try_recv() {
+            order.push(job);
+            lane.unpark();
+        }
+        assert_eq!(
+            order,
+            [1, 2, 3, 5],
+            "jobs reach the sender in the order offered"
+        );
+    }
 }
