@@ -91,9 +91,31 @@ pub struct ReceivedPush {
     pub received_at: std::time::Instant,
 }
 
+/// How many received pushes the sandbox keeps, the oldest dropped first: a development server
+/// that runs for days holds a bounded log, and [`SandboxProviders::received_count`] still
+/// counts every push.
+pub const KEPT_PUSHES: usize = 10_000;
+
+/// The latest [`KEPT_PUSHES`] pushes, and how many arrived in all.
+#[derive(Default)]
+struct PushLog {
+    kept: VecDeque<ReceivedPush>,
+    received: u64,
+}
+
+impl PushLog {
+    fn record(&mut self, push: ReceivedPush) {
+        if self.kept.len() == KEPT_PUSHES {
+            self.kept.pop_front();
+        }
+        self.kept.push_back(push);
+        self.received += 1;
+    }
+}
+
 #[derive(Default)]
 struct State {
-    pushes: Vec<ReceivedPush>,
+    pushes: PushLog,
     scripts: HashMap<Platform, VecDeque<FakeResponse>>,
     chaos: Option<(Chaos, u64)>,
     issued_tokens: HashMap<String, Platform>,
@@ -288,9 +310,14 @@ impl SandboxProviders {
             .insert(device.to_owned(), (private_key, auth));
     }
 
-    /// Every push received so far, in arrival order.
+    /// The pushes received so far, in arrival order: the latest [`KEPT_PUSHES`] of them.
     pub fn pushes(&self) -> Vec<ReceivedPush> {
-        self.shared.state().pushes.clone()
+        self.shared.state().pushes.kept.iter().cloned().collect()
+    }
+
+    /// How many pushes were received so far, those no longer kept included.
+    pub fn received_count(&self) -> u64 {
+        self.shared.state().pushes.received
     }
 
     /// For every throttled push that was attempted again: how long the provider asked to wait,
@@ -390,3 +417,39 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
 
 /// The response type of the sandbox.
 pub(crate) type Response = hyper::Response<Full<Bytes>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn push(number: usize) -> ReceivedPush {
+        ReceivedPush {
+            platform: Platform::Android,
+            path: format!("/push/{number}"),
+            headers: BTreeMap::new(),
+            body: Vec::new(),
+            envelope: None,
+            answered: FakeResponse::Accept,
+            received_at: std::time::Instant::now(),
+        }
+    }
+
+    #[test]
+    fn the_log_keeps_the_latest_pushes_and_counts_them_all() {
+        let mut log = PushLog::default();
+        for number in 0..KEPT_PUSHES + 3 {
+            log.record(push(number));
+        }
+        assert_eq!(log.received, u64::try_from(KEPT_PUSHES + 3).unwrap());
+        assert_eq!(log.kept.len(), KEPT_PUSHES);
+        assert_eq!(
+            log.kept.front().map(|push| push.path.as_str()),
+            Some("/push/3")
+        );
+        let last = format!("/push/{}", KEPT_PUSHES + 2);
+        assert_eq!(
+            log.kept.back().map(|push| push.path.as_str()),
+            Some(last.as_str())
+        );
+    }
+}

@@ -551,7 +551,7 @@ async fn push(
         }
     };
     let answer = next_answer(shared, platform);
-    shared.state().pushes.push(ReceivedPush {
+    shared.state().pushes.record(ReceivedPush {
         platform,
         path: request.path.clone(),
         headers: request.headers.clone(),

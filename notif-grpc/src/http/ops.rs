@@ -66,7 +66,7 @@ pub(super) fn routes() -> ApiRoutes<Arc<ServerState>> {
             Operation::new(
                 Verb::Get,
                 "/dev/sandbox/pushes",
-                "Development mode: the pushes the sandbox providers received",
+                "Development mode: the latest pushes the sandbox providers received",
             )
             .json(200, "The pushes", schemas::component("SandboxPushes")),
             sandbox_pushes,

@@ -471,7 +471,7 @@ async fn scenario_grpc(settings: &Settings, store: TestStore) -> CreateFigures {
     // The baseline is measured first, on a quiet server: after a round of creates the
     // dispatcher is still delivering their backlog, which would slow the empty handler.
     let baseline = median_rate(settings, |_| empty_handler(&server, settings.round())).await;
-    let pushes_before = server.sandbox.pushes().len();
+    let pushes_before = server.sandbox.received_count();
     let mut planned = 0;
     for round in 0..settings.rounds() {
         let result = grpc_creates(&server, &tokens, settings.round(), None, round).await;
@@ -481,7 +481,7 @@ async fn scenario_grpc(settings: &Settings, store: TestStore) -> CreateFigures {
     }
     // Pushes that reached the providers while the rounds ran: when the dispatcher falls
     // behind, creates look faster than the fan-out they owe.
-    let delivered = server.sandbox.pushes().len() - pushes_before;
+    let delivered = server.sandbox.received_count() - pushes_before;
     let delivered_fraction = delivered as f64 / planned as f64;
     let last = last.unwrap();
     let bare = median_rate(settings, |_| {
