@@ -475,9 +475,11 @@ const OVERFLOW_RETRY: Duration = Duration::from_secs(1);
 
 /// Moves parked jobs into their lanes' queues while there is room; whether any stay parked.
 fn unpark(lanes: &mut [LaneQueue]) -> bool {
-    lanes
-        .iter_mut()
-        .fold(false, |any_parked, lane| lane.unpark() | any_parked)
+    let mut any_parked = false;
+    for lane in lanes {
+        any_parked |= lane.unpark();
+    }
+    any_parked
 }
 
 /// A lane's queue (and as much again parked): a few batches, so a busy lane keeps sending
